@@ -1,0 +1,3 @@
+from ragqa.cli import app
+
+app(prog_name="ragqa")

@@ -1,0 +1,118 @@
+"""Configuration: one dataclass per stage, the runtime home, and the TOML loader.
+
+Precedence: defaults in code, then one TOML file (``$RAGQA_HOME/ragqa.toml`` or
+``--config``), then CLI flags.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from ragqa.errors import ConfigError
+
+DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
+_REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def home() -> Path:
+    """Where all runtime state lives: indexes, caches, converted models, runs.
+
+    ``RAGQA_HOME`` wins; a source checkout uses its own root (so ``indexes/`` is the
+    default index home, as the layout asks); an installed package uses ~/.local/share/ragqa.
+    """
+    if env := os.environ.get("RAGQA_HOME"):
+        return Path(env).expanduser()
+    if (_REPO_ROOT / "pyproject.toml").exists() and (_REPO_ROOT / "ingest").is_dir():
+        return _REPO_ROOT
+    return Path.home() / ".local" / "share" / "ragqa"
+
+
+def indexes_dir() -> Path:
+    return home() / "indexes"
+
+
+def default_threads() -> int:
+    """Torch threads: ``RAGQA_THREADS`` or every core (oversubscribing 2 cores costs 5-25x)."""
+    return int(os.environ.get("RAGQA_THREADS", os.cpu_count() or 1))
+
+
+@dataclass
+class EmbedderConfig:
+    model: str = DEFAULT_EMBEDDER  # sentence-transformers name or local path
+    precision: str = "bf16"  # bf16 autocast doubles CPU throughput (measured: bench/ingest.py)
+    batch_size: int = 32  # passages per forward pass
+    threads: int = 0  # torch threads; 0 = RAGQA_THREADS or all cores
+
+    def __post_init__(self):
+        if self.precision not in ("fp32", "bf16"):
+            raise ConfigError(f"embedder.precision={self.precision!r}: use 'fp32' or 'bf16'")
+        if self.batch_size < 1:
+            raise ConfigError(f"embedder.batch_size={self.batch_size}: must be >= 1")
+
+
+@dataclass
+class IngestConfig:
+    chunk_tokens: int = 256  # max tokens per embedded passage, capped by the embedder's window
+    overlap_tokens: int = 32  # tokens repeated between neighbouring chunks of a section
+    pdf_parser: str = "pypdfium2"  # 'pypdfium2' (fastest measured) or 'pypdf'
+    min_chars: int = 40  # a document with less extracted text than this is reported as empty
+
+    def __post_init__(self):
+        if self.pdf_parser not in ("pypdfium2", "pypdf"):
+            raise ConfigError(f"ingest.pdf_parser={self.pdf_parser!r}: use 'pypdfium2' or 'pypdf'")
+        if self.chunk_tokens < 32:
+            raise ConfigError(f"ingest.chunk_tokens={self.chunk_tokens}: use at least 32")
+        if not 0 <= self.overlap_tokens < self.chunk_tokens // 2:
+            raise ConfigError(
+                f"ingest.overlap_tokens={self.overlap_tokens}: must be between 0 and chunk_tokens/2"
+            )
+
+
+@dataclass
+class RetrievalConfig:
+    mode: str = "hybrid"  # 'hybrid' (dense + BM25 fused by RRF), 'dense' or 'bm25'
+    k: int = 5  # results returned
+    rrf_k: int = 60  # reciprocal-rank-fusion constant (Cormack et al. 2009)
+    candidates: int = 50  # results taken from each retriever before fusion
+
+    def __post_init__(self):
+        if self.mode not in ("hybrid", "dense", "bm25"):
+            raise ConfigError(f"retrieval.mode={self.mode!r}: use 'hybrid', 'dense' or 'bm25'")
+        if self.k < 1:
+            raise ConfigError(f"retrieval.k={self.k}: must be >= 1")
+
+
+@dataclass
+class Config:
+    embedder: EmbedderConfig = dataclasses.field(default_factory=EmbedderConfig)
+    ingest: IngestConfig = dataclasses.field(default_factory=IngestConfig)
+    retrieval: RetrievalConfig = dataclasses.field(default_factory=RetrievalConfig)
+
+
+def load_config(path: str | Path | None = None, **overrides: dict) -> Config:
+    """Build the config from defaults, a TOML file and per-section overrides.
+
+    ``overrides`` maps a section name to ``{field: value}``; ``None`` values are ignored
+    so CLI flags left unset do not clobber the file.
+    """
+    path = Path(path) if path else home() / "ragqa.toml"
+    data: dict = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML ({exc}) — fix the file or remove it") from None
+    sections = {}
+    for field in dataclasses.fields(Config):
+        values = dict(data.get(field.name, {}))
+        values.update({k: v for k, v in overrides.get(field.name, {}).items() if v is not None})
+        known = {f.name for f in dataclasses.fields(field.default_factory)}
+        if unknown := set(values) - known:
+            raise ConfigError(
+                f"{path}: unknown key(s) {sorted(unknown)} in [{field.name}] — known: {sorted(known)}"
+            )
+        sections[field.name] = field.default_factory(**values)
+    return Config(**sections)

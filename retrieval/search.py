@@ -1,0 +1,105 @@
+"""Hybrid search: FAISS dense + BM25 lexical, fused by reciprocal rank fusion."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ragqa.config import RetrievalConfig
+from retrieval.store import Chunk, IndexStore
+
+
+@dataclass
+class Hit:
+    chunk: Chunk
+    score: float  # fused score (RRF) in hybrid mode, else the retriever's own score
+    dense: float | None = None  # cosine similarity, when dense search saw this chunk
+    bm25: float | None = None
+
+    def snippet(self, width: int = 240) -> str:
+        text = re.sub(r"\s+", " ", self.chunk.text).strip()
+        return text if len(text) <= width else text[: width - 1].rsplit(" ", 1)[0] + "…"
+
+
+def lexical_text(chunk: Chunk) -> str:
+    """What BM25 indexes: file name, title and section carry strong signals for paper questions."""
+    return f"{Path(chunk.path).stem.replace('_', ' ')} {chunk.title} {chunk.section} {chunk.text}"
+
+
+class Retriever:
+    """Search one opened index. Build once, query many times (BM25 is built lazily)."""
+
+    def __init__(self, store: IndexStore, embedder, config: RetrievalConfig | None = None):
+        self.store, self.embedder, self.config = store, embedder, config or RetrievalConfig()
+        self._bm25 = None
+
+    def search(self, query: str, k: int | None = None, doc: str | None = None,
+               mode: str | None = None) -> list[Hit]:
+        """Top-``k`` chunks for ``query``; ``doc`` (id, file name or title) restricts to one document."""
+        k, mode = k or self.config.k, mode or self.config.mode
+        if not self.store.chunks or not query.strip():
+            return []
+        rows = self.store.doc_rows(self.store.find_doc(doc)) if doc else None
+        n = max(k, self.config.candidates)
+        dense = self.dense(query, n, rows) if mode in ("dense", "hybrid") else []
+        lexical = self.lexical(query, n, rows) if mode in ("bm25", "hybrid") else []
+        if mode == "dense":
+            return [Hit(self.store.chunks[r], s, dense=s) for r, s in dense[:k]]
+        if mode == "bm25":
+            return [Hit(self.store.chunks[r], s, bm25=s) for r, s in lexical[:k]]
+        return self._fuse(dense, lexical, k)
+
+    def dense(self, query: str, n: int, rows: np.ndarray | None = None) -> list[tuple[int, float]]:
+        qvec = self.embedder.embed_batch([query])
+        if rows is not None:  # one document: exact scan of its rows is cheaper than a filtered ANN
+            scores = self.store.vectors[rows] @ qvec[0]
+            order = np.argsort(-scores)[:n]
+            return [(int(rows[i]), float(scores[i])) for i in order]
+        scores, ids = self.store.faiss.search(qvec, min(n, len(self.store.chunks)))
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def lexical(self, query: str, n: int, rows: np.ndarray | None = None) -> list[tuple[int, float]]:
+        import bm25s
+
+        tokens = bm25s.tokenize([query], stopwords="en", return_ids=False, show_progress=False)[0]
+        if not tokens:
+            return []
+        scores = self._bm25_index().get_scores(tokens)
+        if rows is not None:
+            masked = np.full_like(scores, -np.inf)
+            masked[rows] = scores[rows]
+            scores = masked
+        top = np.argpartition(-scores, min(n, len(scores) - 1))[:n]
+        top = top[np.argsort(-scores[top])]
+        return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
+
+    def _bm25_index(self):
+        if self._bm25 is None:
+            import bm25s
+
+            corpus = bm25s.tokenize([lexical_text(c) for c in self.store.chunks], stopwords="en",
+                                    show_progress=False)
+            self._bm25 = bm25s.BM25()
+            self._bm25.index(corpus, show_progress=False)
+        return self._bm25
+
+    def _fuse(self, dense, lexical, k: int) -> list[Hit]:
+        fused: dict[int, Hit] = {}
+        for ranking, field in ((dense, "dense"), (lexical, "bm25")):
+            for rank, (row, score) in enumerate(ranking):
+                hit = fused.setdefault(row, Hit(self.store.chunks[row], 0.0))
+                hit.score += 1.0 / (self.config.rrf_k + rank + 1)
+                setattr(hit, field, score)
+        return sorted(fused.values(), key=lambda h: -h.score)[:k]
+
+
+def open_retriever(index: str, config=None) -> Retriever:
+    """Load the embedder and the index ``index`` (refusing a mismatched embedder)."""
+    from ragqa.config import load_config
+    from retrieval.embed import load_embedder
+
+    config = config or load_config()
+    embedder = load_embedder(config.embedder)
+    return Retriever(IndexStore.open(index, embedder_id=embedder.id), embedder, config.retrieval)

@@ -1,0 +1,234 @@
+"""The on-disk index: chunks, vectors, FAISS index, page texts and a manifest.
+
+Layout of ``indexes/<name>/``::
+
+    CURRENT            name of the live generation (replaced atomically)
+    gen-000007/        manifest.json, chunks.jsonl, vectors.npy, faiss.index, pages.jsonl
+    .lock              held by the one writer
+
+Every update writes a complete new generation and then flips ``CURRENT``; a process killed
+at any point leaves the previous generation live. ``vectors.npy`` is the source of truth and
+the FAISS index is rebuilt from it, so removing a document is exact.
+"""
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ragqa.config import indexes_dir
+from ragqa.errors import ConfigError, EmbedderMismatch, IndexBusy, IndexNotFound
+from retrieval import _atomic
+from retrieval.faiss_index import build_faiss, load_faiss, save_faiss
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Chunk:
+    """One embedded passage and where it came from."""
+
+    id: str
+    doc_id: str
+    text: str
+    title: str
+    path: str
+    page: int  # first page (1-based); 1 for Markdown/HTML/text
+    page_end: int  # last page the chunk reaches
+    section: str  # heading the chunk sits under ('' before the first heading)
+    start: int  # character offset of the chunk in page ``page``'s cleaned text
+    end: int  # character offset of the chunk's end in page ``page_end``'s cleaned text
+    tokens: int  # embedder tokens of the embedded text, special tokens included
+
+
+@dataclass
+class Manifest:
+    name: str
+    embedder: str
+    dim: int
+    normalized: bool = True
+    metric: str = "inner_product"
+    chunking: dict = field(default_factory=dict)
+    files: dict = field(default_factory=dict)  # path -> {sha256, size, mtime_ns, doc_id}
+    docs: dict = field(default_factory=dict)  # doc_id -> {title, kind, pages, paths, chunk_ids}
+    faiss: str = "Flat"
+    version: int = FORMAT_VERSION
+
+
+def validate_name(name: str) -> str:
+    if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
+        raise ConfigError(f"index name {name!r}: use letters, digits, '-', '_' or '.'")
+    return name
+
+
+def index_path(name: str) -> Path:
+    return indexes_dir() / validate_name(name)
+
+
+def list_indexes() -> list[str]:
+    root = indexes_dir()
+    return sorted(p.name for p in root.iterdir() if (p / "CURRENT").exists()) if root.is_dir() else []
+
+
+class IndexStore:
+    """An opened index generation: read it, or derive the next one with ``commit``."""
+
+    def __init__(self, root: Path, manifest: Manifest, chunks: list[Chunk], vectors: np.ndarray,
+                 pages: dict[str, list[str]], faiss_index=None):
+        self.root, self.manifest, self.chunks, self.vectors = root, manifest, chunks, vectors
+        self.pages = pages  # doc_id -> cleaned text of each page
+        self._faiss = faiss_index
+        self.row_of = {c.id: i for i, c in enumerate(chunks)}
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def faiss(self):
+        if self._faiss is None:
+            self._faiss = build_faiss(self.vectors)
+        return self._faiss
+
+    @classmethod
+    def open(cls, name: str, embedder_id: str | None = None) -> "IndexStore":
+        root = index_path(name)
+        current = root / "CURRENT"
+        if not current.exists():
+            known = ", ".join(list_indexes()) or "none yet"
+            raise IndexNotFound(f"index {name!r} not found in {indexes_dir()} (known: {known}) — "
+                                f"build it with: ragqa ingest PATH --index {name}")
+        gen = root / current.read_text().strip()
+        manifest = Manifest(**json.loads((gen / "manifest.json").read_text()))
+        check_embedder(manifest, embedder_id)
+        chunks = [Chunk(**json.loads(line)) for line in (gen / "chunks.jsonl").open()]
+        vectors = np.load(gen / "vectors.npy")
+        pages: dict[str, list[str]] = {}
+        for line in (gen / "pages.jsonl").open():
+            rec = json.loads(line)
+            pages[rec["doc_id"]] = rec["pages"]
+        return cls(root, manifest, chunks, vectors, pages, load_faiss(gen / "faiss.index"))
+
+    @classmethod
+    def empty(cls, name: str, embedder_id: str, dim: int, chunking: dict) -> "IndexStore":
+        manifest = Manifest(name=validate_name(name), embedder=embedder_id, dim=dim, chunking=chunking)
+        return cls(index_path(name), manifest, [], np.zeros((0, dim), np.float32), {})
+
+    def doc_rows(self, doc_id: str) -> np.ndarray:
+        ids = self.manifest.docs.get(doc_id, {}).get("chunk_ids", [])
+        return np.array([self.row_of[i] for i in ids], dtype=np.int64)
+
+    def find_doc(self, name: str) -> str:
+        """Resolve a document by id, file name, path or title (case-insensitive)."""
+        key = name.lower()
+        for doc_id, doc in self.manifest.docs.items():
+            names = [doc_id, doc["title"]] + [p for p in doc["paths"]] + [Path(p).name for p in doc["paths"]]
+            names += [Path(p).stem for p in doc["paths"]]
+            if key in (n.lower() for n in names):
+                return doc_id
+        raise IndexNotFound(f"document {name!r} is not in index {self.name!r} — "
+                            f"see: ragqa index stats --index {self.name}")
+
+    def replace(self, remove_docs: set[str], add: list[tuple[dict, list[Chunk], np.ndarray, list[str]]],
+                files: dict) -> "IndexStore":
+        """A new in-memory generation without ``remove_docs`` and with ``add`` appended.
+
+        ``add`` holds (doc record, chunks, vectors, page texts); ``files`` is the new file map.
+        """
+        keep = [i for i, c in enumerate(self.chunks) if c.doc_id not in remove_docs]
+        chunks = [self.chunks[i] for i in keep] + [c for _, cs, _, _ in add for c in cs]
+        vectors = np.concatenate([self.vectors[keep]] + [v for _, _, v, _ in add]).astype(np.float32)
+        docs = {d: r for d, r in self.manifest.docs.items() if d not in remove_docs}
+        pages = {d: p for d, p in self.pages.items() if d not in remove_docs}
+        for rec, cs, _, page_texts in add:
+            docs[rec["doc_id"]] = {**rec, "chunk_ids": [c.id for c in cs]}
+            pages[rec["doc_id"]] = page_texts
+        manifest = dataclasses.replace(self.manifest, files=files, docs=docs)
+        return IndexStore(self.root, manifest, chunks, vectors, pages)
+
+    def commit(self, before_flip=None) -> None:
+        """Write this generation next to the live one, then make it live atomically."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        number = 1 + max([int(p.name[4:]) for p in self.root.glob("gen-[0-9]*") if p.name[4:].isdigit()],
+                         default=0)
+        gen, tmp = self.root / f"gen-{number:06d}", self.root / f".gen-{number:06d}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        self._faiss = build_faiss(self.vectors)
+        self.manifest.faiss = type(self._faiss).__name__
+        self._write(tmp)
+        _atomic.fsync_tree(tmp)
+        tmp.rename(gen)
+        _atomic.fsync_dir(self.root)
+        if before_flip:  # test hook: lets a test kill -9 the process at the worst moment
+            before_flip(gen)
+        _atomic.write_bytes(self.root / "CURRENT", gen.name.encode())
+        self._drop_old_generations(keep=gen.name)
+
+    def _write(self, folder: Path) -> None:
+        (folder / "manifest.json").write_text(json.dumps(dataclasses.asdict(self.manifest), indent=1))
+        with open(folder / "chunks.jsonl", "w") as f:
+            for c in self.chunks:
+                f.write(json.dumps(dataclasses.asdict(c), ensure_ascii=False) + "\n")
+        with open(folder / "pages.jsonl", "w") as f:
+            for doc_id, pages in self.pages.items():
+                f.write(json.dumps({"doc_id": doc_id, "pages": pages}, ensure_ascii=False) + "\n")
+        np.save(folder / "vectors.npy", self.vectors)
+        save_faiss(self._faiss, folder / "faiss.index")
+
+    def _drop_old_generations(self, keep: str) -> None:
+        for p in self.root.iterdir():
+            if p.is_dir() and p.name != keep and (p.name.startswith("gen-") or p.name.startswith(".gen-")):
+                shutil.rmtree(p, ignore_errors=True)
+
+
+def check_embedder(manifest: Manifest, embedder_id: str | None) -> None:
+    if embedder_id and embedder_id != manifest.embedder:
+        raise EmbedderMismatch(
+            f"index {manifest.name!r} was built with embedder {manifest.embedder!r}, not {embedder_id!r} — "
+            f"use --embedder {manifest.embedder} or rebuild into a new index with --index NEW_NAME")
+
+
+class WriteLock:
+    """Exclusive writer lock on an index; a second ingest fails fast instead of racing."""
+
+    def __init__(self, name: str):
+        self.path = index_path(name) / ".lock"
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = open(self.path, "w")
+        try:
+            fcntl.flock(self._f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._f.close()
+            raise IndexBusy(f"index {self.path.parent.name!r} is being written by another process — "
+                            "wait for it to finish") from None
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self._f, fcntl.LOCK_UN)
+        self._f.close()
+
+
+def remove_index(name: str) -> None:
+    root = index_path(name)
+    if not (root / "CURRENT").exists():
+        raise IndexNotFound(f"index {name!r} not found in {indexes_dir()} — see: ragqa index list")
+    with WriteLock(name):
+        (root / "CURRENT").unlink()  # first, so a crash mid-delete leaves no half-index that looks live
+    shutil.rmtree(root)
+
+
+def remove_document(name: str, doc: str) -> None:
+    """Drop one document (all its paths and chunks) from index ``name``."""
+    with WriteLock(name):
+        store = IndexStore.open(name)
+        doc_id = store.find_doc(doc)
+        files = {k: v for k, v in store.manifest.files.items() if v["doc_id"] != doc_id}
+        store.replace({doc_id}, [], files).commit()
