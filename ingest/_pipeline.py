@@ -142,11 +142,12 @@ def _parse_all(paths, store, config, embedder, report, progress) -> list[_Parsed
 
 
 def _chunk(path: Path, doc_id: str, raw, pages: list[str], store: IndexStore, embedder) -> _Parsed:
+    title = raw.title or _readers.guess_title(pages[0]) or path.stem
     spans = _clean.sections("\n".join(pages), markdown=raw.kind in ("markdown", "html"))
     max_tokens = min(store.manifest.chunking["chunk_tokens"], embedder.max_tokens)
-    chunks = chunk_document(doc_id, raw.title, str(path), pages, spans, embedder.token_offsets,
+    chunks = chunk_document(doc_id, title, str(path), pages, spans, embedder.token_offsets,
                             embedder.count_tokens, max_tokens, store.manifest.chunking["overlap_tokens"])
-    record = {"doc_id": doc_id, "title": raw.title, "kind": raw.kind, "pages": len(pages), "paths": [str(path)]}
+    record = {"doc_id": doc_id, "title": title, "kind": raw.kind, "pages": len(pages), "paths": [str(path)]}
     return _Parsed(str(path), record, pages, chunks)
 
 

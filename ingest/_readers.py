@@ -4,6 +4,7 @@ Every failure becomes a ``SkippedFile`` naming the file, the reason and the fix.
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ KINDS = {".pdf": "pdf", ".md": "markdown", ".markdown": "markdown", ".html": "ht
 class RawDocument:
     path: Path
     kind: str  # pdf | markdown | html | text
-    title: str
+    title: str  # from metadata or the first heading; '' when the file has none
     pages: list[str]  # raw extracted text per page (one page for non-PDF files)
 
 
@@ -27,7 +28,7 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[SkippedFile]]:
     found, problems = [], []
     for path in paths:
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in KINDS and p.is_file()
+            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in KINDS and (p.is_file() or p.is_symlink())
                             and not any(part.startswith(".") for part in p.relative_to(path).parts))
         elif path.is_file() or path.is_symlink():
             if path.suffix.lower() in KINDS:
@@ -37,7 +38,8 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[SkippedFile]]:
                                             f"convert it to one of {', '.join(sorted(KINDS))}"))
         else:
             problems.append(SkippedFile(path, "no such file or folder", "check the path"))
-    return list(dict.fromkeys(p.resolve() for p in found)), problems
+    # abspath, not resolve(): a dangling link must be reported under its own name
+    return list(dict.fromkeys(Path(os.path.abspath(p)) for p in found)), problems
 
 
 def read_bytes(path: Path) -> bytes:
@@ -57,12 +59,11 @@ def read_document(path: Path, data: bytes, pdf_parser: str = "pypdfium2") -> Raw
         if not data.lstrip()[:5] == b"%PDF-":
             raise SkippedFile(path, "not a PDF (no %PDF header)", "rename it to its real type or re-export as PDF")
         pages, title = (_pdfium_pages if pdf_parser == "pypdfium2" else _pypdf_pages)(path, data)
-        return RawDocument(path, kind, _pdf_title(title, pages, path), pages)
+        return RawDocument(path, kind, _pdf_title(title), pages)
     text = _decode(path, data)
     if kind == "html":
         text = html_to_text(text)
-    title = _first_heading(text) or path.stem
-    return RawDocument(path, kind, title, [text])
+    return RawDocument(path, kind, _first_heading(text), [text])
 
 
 def _decode(path: Path, data: bytes) -> str:
@@ -118,15 +119,21 @@ def _pdf_error(path: Path, message: str) -> SkippedFile:
                        "re-download it or repair it (e.g. qpdf in.pdf out.pdf)")
 
 
-def _pdf_title(meta_title: str, pages: list[str], path: Path) -> str:
+def _pdf_title(meta_title: str) -> str:
+    """The metadata title when it looks like one (LaTeX often leaves it empty or a file name)."""
     meta_title = (meta_title or "").strip()
     if 8 <= len(meta_title) <= 200 and not re.search(r"\.(docx?|tex|dvi|pdf)$|^untitled|^microsoft", meta_title, re.I):
         return meta_title
-    for line in (pages[0] if pages else "").splitlines()[:8]:
+    return ""
+
+
+def guess_title(first_page: str) -> str:
+    """First line of the cleaned first page that reads like a title (running heads already gone)."""
+    for line in first_page.splitlines()[:8]:
         line = line.strip()
         if 8 <= len(line) <= 200 and sum(ch.isalpha() for ch in line) > 0.6 * len(line) and "arxiv" not in line.lower():
             return line
-    return path.stem
+    return ""
 
 
 def _first_heading(text: str) -> str:

@@ -1,0 +1,41 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+os.environ.setdefault("RAGQA_THREADS", "1")  # never oversubscribe the 2 cores in tests
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+EVALCORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "evalcorpus"
+
+
+@pytest.fixture(autouse=True)
+def ragqa_home(tmp_path, monkeypatch):
+    """Every test gets its own RAGQA_HOME, so no test touches the checkout's indexes/."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("RAGQA_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def word_embedder():
+    from fakes import WordEmbedder
+
+    return WordEmbedder()
+
+
+@pytest.fixture(scope="session")
+def real_embedder():
+    from retrieval.embed import load_embedder
+
+    return load_embedder()
+
+
+@pytest.fixture(scope="session")
+def evalcorpus():
+    if not EVALCORPUS.is_dir():
+        pytest.skip(f"{EVALCORPUS} is absent: the shared evaluation corpus is not on this machine")
+    return EVALCORPUS

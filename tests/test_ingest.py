@@ -1,0 +1,145 @@
+import os
+import shutil
+
+import pytest
+from fakes import WordEmbedder, make_encrypted_pdf, make_image_only_pdf, make_paper_pdf
+from typer.testing import CliRunner
+
+from ingest import ingest
+from ragqa.cli import app
+from ragqa.errors import EmbedderMismatch, IndexNotFound
+from retrieval.store import IndexStore, remove_document
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    root = tmp_path / "corpus"
+    (root / "blog").mkdir(parents=True)
+    make_paper_pdf(root / "paper.pdf")
+    (root / "blog" / "post.md").write_text("# Scaling laws\n\nLoss falls as a power law in compute.\n\n"
+                                           "## Data\n\nMore tokens help small models.\n")
+    (root / "blog" / "page.html").write_text("<html><head><title>Tokenizers</title><script>x=1</script></head>"
+                                             "<body><h1>Byte pair encoding</h1><p>BPE merges frequent pairs.</p>"
+                                             "</body></html>")
+    (root / "notes.txt").write_text("Plain notes about retrieval augmented generation and citations.")
+    return root
+
+
+def test_ingest_folder_records_metadata(corpus, word_embedder):
+    report = ingest([corpus], index="t", embedder=word_embedder, progress=False)
+    assert len(report.added) == 4 and not report.skipped and report.truncated == 0
+    store = IndexStore.open("t")
+    paper = [c for c in store.chunks if c.path.endswith("paper.pdf")]
+    assert paper[0].title == "Attention Is Not Enough"  # running header not taken for the title
+    text = " ".join(c.text for c in paper)
+    assert "chunking of long documents" in text  # hyphenation repaired
+    assert "Vaswani" not in text and "Preprint" not in text  # references and running header gone
+    assert "384 hidden units" in text  # appendix after the references kept
+    sections = {c.section for c in paper}
+    assert {"1 Introduction", "2 Method", "3 Experiments", "A Implementation Details"} <= sections
+    assert {c.page for c in paper if c.section == "2 Method"} == {2}
+    for c in store.chunks:  # offsets resolve into the stored page text
+        if c.page == c.page_end:
+            assert store.pages[c.doc_id][c.page - 1][c.start:c.end] == c.text
+    html = [c for c in store.chunks if c.path.endswith("page.html")]
+    assert html[0].title == "Byte pair encoding" and "x=1" not in html[0].text
+    m = store.manifest
+    assert m.embedder == "test/word-overlap" and m.dim == 512 and m.chunking["chunk_tokens"] == 64
+    assert all(len(f["sha256"]) == 64 for f in m.files.values())
+
+
+def test_reingest_unchanged_computes_no_embeddings(corpus, word_embedder):
+    ingest([corpus], index="t", embedder=word_embedder, progress=False)
+    before = IndexStore.open("t")
+    calls = word_embedder.calls
+    os.utime(corpus / "notes.txt")  # touched, not changed: hashed, still skipped
+    report = ingest([corpus], index="t", embedder=word_embedder, progress=False)
+    assert word_embedder.calls == calls and report.embedded == 0
+    assert len(report.unchanged) == 4
+    after = IndexStore.open("t")
+    assert [c.id for c in after.chunks] == [c.id for c in before.chunks]
+
+
+def test_changed_file_replaces_its_chunks(corpus, word_embedder):
+    ingest([corpus], index="t", embedder=word_embedder, progress=False)
+    n_before = len(IndexStore.open("t").chunks)
+    (corpus / "notes.txt").write_text("Completely new notes on speculative decoding.")
+    report = ingest([corpus], index="t", embedder=word_embedder, progress=False)
+    assert report.added == [str(corpus / "notes.txt")] and report.chunks_removed == 1
+    store = IndexStore.open("t")
+    texts = " ".join(c.text for c in store.chunks)
+    assert "speculative decoding" in texts and "augmented generation" not in texts
+    assert len(store.chunks) == n_before and len(store.manifest.docs) == 4
+    assert len({c.id for c in store.chunks}) == len(store.chunks) == store.faiss.ntotal
+
+
+def test_same_content_under_two_paths_stored_once(corpus, word_embedder):
+    shutil.copy(corpus / "paper.pdf", corpus / "copy-of-paper.pdf")
+    report = ingest([corpus], index="t", embedder=word_embedder, progress=False)
+    assert len(report.added) == 4 and len(report.aliased) == 1
+    store = IndexStore.open("t")
+    doc = store.manifest.docs[store.find_doc("paper.pdf")]
+    assert [p.rsplit("/", 1)[1] for p in doc["paths"]] == ["copy-of-paper.pdf", "paper.pdf"]
+    assert store.find_doc("copy-of-paper") == store.find_doc("paper.pdf")
+
+
+def test_bad_files_are_reported_and_skipped(tmp_path, word_embedder):
+    d = tmp_path / "bad"
+    d.mkdir()
+    good = make_paper_pdf(d / "good.pdf")
+    (d / "truncated.pdf").write_bytes(good.read_bytes()[:300])
+    make_encrypted_pdf(d / "encrypted.pdf", good)
+    (d / "empty.pdf").write_bytes(b"")
+    make_image_only_pdf(d / "scanned.pdf")
+    (d / "fake.pdf").write_text("this is not a PDF at all")
+    (d / "gone.pdf").symlink_to(d / "does-not-exist.pdf")
+    report = ingest([d], index="t", embedder=word_embedder, progress=False)
+    assert [os.path.basename(p) for p in report.added] == ["good.pdf"]
+    reasons = {os.path.basename(s.path): s.reason for s in report.skipped}
+    assert reasons["truncated.pdf"].startswith("corrupt or truncated PDF")
+    assert reasons["encrypted.pdf"] == "encrypted PDF"
+    assert reasons["empty.pdf"] == "empty file (0 bytes)"
+    assert reasons["scanned.pdf"] == "no text layer (scanned or image-only PDF)"
+    assert reasons["fake.pdf"] == "not a PDF (no %PDF header)"
+    assert reasons["gone.pdf"].startswith("cannot read")
+    assert all(" — " in str(s) and str(s).startswith(str(s.path)) for s in report.skipped)
+
+
+def test_cli_exit_status_and_messages(tmp_path, corpus, monkeypatch):
+    monkeypatch.setattr("retrieval.embed.load_embedder", lambda config=None: WordEmbedder())
+    runner = CliRunner()
+    (tmp_path / "empty.pdf").write_bytes(b"")
+    result = runner.invoke(app, ["ingest", "-q", str(corpus), str(tmp_path / "empty.pdf"), "--index", "t"])
+    assert result.exit_code == 0, result.output
+    assert "empty.pdf: empty file (0 bytes) — re-download" in result.output and "4 added" in result.output
+    result = runner.invoke(app, ["ingest", "-q", str(tmp_path / "empty.pdf"), "--index", "t2"])
+    assert result.exit_code == 1 and "nothing was ingested" in result.output
+    result = runner.invoke(app, ["search", "power law compute", "--index", "t", "-k", "2"])
+    assert result.exit_code == 0 and "post.md" in result.output.split("\n")[0]
+    result = runner.invoke(app, ["search", "anything", "--index", "missing"])
+    assert result.exit_code == 1 and "index 'missing' not found" in result.output
+    result = runner.invoke(app, ["index", "remove", "--index", "t", "--doc", "notes.txt", "-y"])
+    assert result.exit_code == 0 and len(IndexStore.open("t").manifest.docs) == 3
+    assert "t " in runner.invoke(app, ["index", "list"]).output
+
+
+def test_opening_with_another_embedder_is_refused(corpus, word_embedder):
+    ingest([corpus], index="t", embedder=word_embedder, progress=False)
+    with pytest.raises(EmbedderMismatch, match="built with embedder 'test/word-overlap', not 'other/model'"):
+        IndexStore.open("t", embedder_id="other/model")
+
+
+def test_remove_document_and_index(corpus, word_embedder):
+    ingest([corpus], index="t", embedder=word_embedder, progress=False)
+    remove_document("t", "paper.pdf")
+    store = IndexStore.open("t")
+    assert all(not c.path.endswith("paper.pdf") for c in store.chunks)
+    assert not any(k.endswith("paper.pdf") for k in store.manifest.files)
+    assert store.faiss.ntotal == len(store.chunks) == store.vectors.shape[0]
+    # re-ingest brings the removed document back, and only it
+    report = ingest([corpus], index="t", embedder=word_embedder, progress=False)
+    assert [os.path.basename(p) for p in report.added] == ["paper.pdf"]
+    from retrieval.store import remove_index
+    remove_index("t")
+    with pytest.raises(IndexNotFound):
+        IndexStore.open("t")
