@@ -1,0 +1,35 @@
+# One command sets up and runs the main job, one sets up and runs the tests (see README).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+DOCS   ?= ragqa/guide
+INDEX  ?= demo
+Q      ?= What happens if ingestion is interrupted?
+
+.PHONY: setup run test bench clean
+
+setup: $(VENV)/.installed
+
+# torch first, from the local CPU wheel: installed later as a dependency, pip would pull
+# gigabytes of CUDA packages
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[test]"
+	touch $@
+
+run: setup
+	$(BIN)/ragqa ingest $(DOCS) --index $(INDEX)
+	$(BIN)/ragqa search "$(Q)" --index $(INDEX) -k 3
+
+test: setup
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/retrieval_quality.py
+	$(BIN)/python bench/query_latency.py
+
+clean:
+	rm -rf $(VENV) indexes/*/ cache

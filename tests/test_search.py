@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+
+from ingest import ingest
+from ragqa.config import RetrievalConfig
+from retrieval import Retriever
+from retrieval.faiss_index import build_faiss, ivf_params
+from retrieval.store import IndexStore
+
+
+@pytest.fixture
+def retriever(tmp_path, word_embedder):
+    docs = {
+        "bert.md": "# BERT\n\nBERT is pre-trained with masked language modelling and next sentence prediction.",
+        "gpt.md": "# GPT\n\nGPT is trained autoregressively to predict the next token from left context.",
+        "rag.md": "# RAG\n\nRetrieval augmented generation conditions a generator on retrieved passages.",
+        "lora.md": "# LoRA\n\nLow rank adapters add trainable low rank matrices to frozen weights.",
+    }
+    for name, text in docs.items():
+        (tmp_path / name).write_text(text)
+    ingest([tmp_path], index="s", embedder=word_embedder, progress=False)
+    return Retriever(IndexStore.open("s"), word_embedder, RetrievalConfig())
+
+
+def test_faiss_matches_brute_force(retriever):
+    store = retriever.store
+    q = retriever.embedder.embed_batch(["masked language modelling"])
+    exact = store.vectors @ q[0]
+    scores, ids = store.faiss.search(q, 3)
+    assert np.allclose(scores[0], np.sort(exact)[::-1][:3], atol=1e-5)  # same scores (ties may swap ids)
+    assert np.allclose(exact[ids[0]], scores[0], atol=1e-5)
+
+
+def test_flat_index_equals_numpy_on_random_vectors():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(5000, 32)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    q = x[:20] + 0.1 * rng.normal(size=(20, 32)).astype(np.float32)
+    _, ids = build_faiss(x).search(q, 10)
+    assert (ids == np.argsort(-(q @ x.T), axis=1)[:, :10]).all()
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+def test_each_mode_finds_the_right_document(retriever, mode):
+    hits = retriever.search("which model uses masked language modelling", k=2, mode=mode)
+    assert hits[0].chunk.path.endswith("bert.md")
+    assert hits == sorted(hits, key=lambda h: -h.score)
+
+
+def test_hybrid_fuses_both_rankings(retriever):
+    hits = retriever.search("low rank adapters", k=4)
+    top = hits[0]
+    assert top.chunk.path.endswith("lora.md") and top.dense is not None and top.bm25 is not None
+    assert top.score == pytest.approx(2 / 61)  # first in both rankings: 1/(60+1) twice
+
+
+def test_doc_filter_restricts_results(retriever):
+    hits = retriever.search("masked language modelling", k=5, doc="gpt.md")
+    assert hits and all(h.chunk.path.endswith("gpt.md") for h in hits)
+
+
+def test_ivf_recall_against_exact_search():
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(200, 64)).astype(np.float32)
+    x = centers[rng.integers(0, 200, 60_000)] + 0.3 * rng.normal(size=(60_000, 64)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    index = build_faiss(x)
+    assert type(index).__name__ == "IndexIVFFlat" and index.nprobe == ivf_params(60_000)[1]
+    queries = x[:50] + 0.05 * rng.normal(size=(50, 64)).astype(np.float32)
+    exact = np.argsort(-(queries @ x.T), axis=1)[:, :10]
+    _, approx = index.search(queries, 10)
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact)])
+    assert recall >= 0.95
