@@ -56,7 +56,7 @@ class EmbedderConfig:
 @dataclass
 class IngestConfig:
     chunk_tokens: int = 256  # max tokens per embedded passage, capped by the embedder's window
-    overlap_tokens: int = 32  # tokens repeated between neighbouring chunks of a section
+    overlap_tokens: int = 16  # tokens repeated between neighbours; chunks already end at sentence ends
     pdf_parser: str = "pypdfium2"  # 'pypdfium2' (fastest measured) or 'pypdf'
     min_chars: int = 40  # a document with less extracted text than this is reported as empty
 
