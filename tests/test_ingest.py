@@ -143,3 +143,18 @@ def test_remove_document_and_index(corpus, word_embedder):
     remove_index("t")
     with pytest.raises(IndexNotFound):
         IndexStore.open("t")
+
+
+def test_pypdf_parser_gives_the_same_clean_text(tmp_path, word_embedder):
+    from ragqa.config import load_config
+
+    make_paper_pdf(tmp_path / "paper.pdf")
+    cfg = load_config(None, ingest={"pdf_parser": "pypdf"})
+    ingest([tmp_path], index="p", config=cfg, embedder=word_embedder, progress=False)
+    chunks = IndexStore.open("p").chunks
+    text = " ".join(" ".join(c.text.split()) for c in chunks)  # pypdf keeps the line breaks
+    assert "chunking of long documents" in text and "Vaswani" not in text
+    assert {c.section for c in chunks} >= {"1 Introduction", "2 Method", "A Implementation Details"}
+    encrypted = make_encrypted_pdf(tmp_path / "enc.pdf", tmp_path / "paper.pdf")
+    report = ingest([encrypted], index="p", config=cfg, embedder=word_embedder, progress=False)
+    assert [s.reason for s in report.skipped] == ["encrypted PDF"]

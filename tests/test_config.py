@@ -1,0 +1,30 @@
+from pathlib import Path
+
+import pytest
+
+from ragqa.config import load_config
+from ragqa.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.toml")))
+def test_shipped_configs_load(path):
+    cfg = load_config(path)
+    assert cfg.retrieval.mode == "hybrid" and cfg.ingest.chunk_tokens == 256
+
+
+def test_flags_override_file_and_none_is_ignored(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text('[retrieval]\nk = 9\nmode = "bm25"\n')
+    cfg = load_config(f, retrieval={"k": 3, "mode": None})
+    assert cfg.retrieval.k == 3 and cfg.retrieval.mode == "bm25"
+
+
+def test_invalid_values_name_the_field_and_fix(tmp_path):
+    with pytest.raises(ConfigError, match="ingest.pdf_parser='pdfminer': use 'pypdfium2' or 'pypdf'"):
+        load_config(tmp_path / "none.toml", ingest={"pdf_parser": "pdfminer"})
+    f = tmp_path / "c.toml"
+    f.write_text("[ingest]\nchunk_size = 3\n")
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['chunk_size'\] in \[ingest\]"):
+        load_config(f)
