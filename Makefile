@@ -27,6 +27,7 @@ test: setup
 	$(BIN)/python -m pytest
 
 bench: setup
+	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/retrieval_quality.py
 	$(BIN)/python bench/query_latency.py

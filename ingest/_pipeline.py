@@ -76,7 +76,7 @@ def _open_or_create(index: str, embedder, config: Config) -> IndexStore:
     except IndexNotFound:
         chunking = {"chunk_tokens": min(config.ingest.chunk_tokens, embedder.max_tokens),
                     "overlap_tokens": config.ingest.overlap_tokens, "pdf_parser": config.ingest.pdf_parser,
-                    "embedded_text": "title — section\\ntext"}
+                    "embedded_text": "title — section, newline, chunk"}
         return IndexStore.empty(index, embedder.id, embedder.dim, chunking)
 
 
