@@ -87,7 +87,7 @@ def sections(text: str, markdown: bool) -> list[tuple[int, int, str]]:
     for line in text.split("\n"):
         heading = heading_of(line, markdown)
         if heading is not None:
-            if _REFERENCES.match(heading) or (markdown and _REFERENCES.match(heading.strip("# "))):
+            if _REFERENCES.match(heading):
                 marks.append((offset, None))  # None: skip until an appendix heading
                 in_refs = True
             elif not in_refs or _AFTER_REFERENCES.match(heading):

@@ -45,7 +45,7 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[SkippedFile]]:
 def read_bytes(path: Path) -> bytes:
     try:
         data = path.read_bytes()
-    except (PermissionError, FileNotFoundError, IsADirectoryError, OSError) as exc:
+    except OSError as exc:
         raise SkippedFile(path, f"cannot read ({exc.strerror or exc.__class__.__name__})",
                           "check the file exists and is readable") from None
     if not data:

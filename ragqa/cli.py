@@ -119,7 +119,7 @@ def index_stats(index: str = IndexOpt):
     table = Table("doc id", "title", "kind", "pages", "chunks", "file(s)")
     for doc_id, d in sorted(m.docs.items(), key=lambda kv: kv[1]["title"].lower()):
         table.add_row(doc_id, d["title"][:60], d["kind"], str(d["pages"]), str(len(d["chunk_ids"])),
-                      "\n".join(os.path.relpath(p) if not p.startswith("..") else p for p in d["paths"]))
+                      "\n".join(os.path.relpath(p) for p in d["paths"]))
     out.print(table)
 
 

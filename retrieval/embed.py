@@ -94,10 +94,6 @@ class SentenceTransformerEmbedder:
         """Character span of each token of ``text`` (no special tokens), for exact chunking."""
         return list(self._tokenizer.encode(text, add_special_tokens=False).offsets)
 
-    @property
-    def special_tokens(self) -> int:
-        return len(self._tokenizer.encode("", add_special_tokens=True).ids)
-
     def _autocast(self):
         import torch
 

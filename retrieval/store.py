@@ -127,8 +127,7 @@ class IndexStore:
         """Resolve a document by id, file name, path or title (case-insensitive)."""
         key = name.lower()
         for doc_id, doc in self.manifest.docs.items():
-            names = [doc_id, doc["title"]] + [p for p in doc["paths"]] + [Path(p).name for p in doc["paths"]]
-            names += [Path(p).stem for p in doc["paths"]]
+            names = [doc_id, doc["title"]] + [n for p in doc["paths"] for n in (p, Path(p).name, Path(p).stem)]
             if key in (n.lower() for n in names):
                 return doc_id
         raise IndexNotFound(f"document {name!r} is not in index {self.name!r} — "
