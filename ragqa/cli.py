@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 from pathlib import Path
 from typing import List, Optional
@@ -21,6 +22,16 @@ out, err = Console(), Console(stderr=True)
 
 IndexOpt = typer.Option("default", "--index", "-i", help="Index name (a folder under $RAGQA_HOME/indexes).")
 ConfigOpt = typer.Option(None, "--config", "-c", help="TOML config file (default: $RAGQA_HOME/ragqa.toml).")
+
+
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debug logs.")):
+    from rich.logging import RichHandler
+
+    # only our own logger: third-party INFO lines (faiss, sentence-transformers) are noise here
+    log = logging.getLogger("ragqa")
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    log.addHandler(RichHandler(console=err, show_time=False, show_path=False))
 
 
 def friendly(fn):
@@ -136,3 +147,119 @@ def index_remove(index: str = IndexOpt,
         raise typer.Exit(1)
     remove_document(index, doc) if doc else remove_index(index)
     out.print(f"removed {what}")
+
+
+ModelOpt = typer.Option(None, "--model", "-m", help="HF id, local folder, .gguf file, or the served name with --base-url.")
+AdapterOpt = typer.Option(None, "--adapter", "-a", help="PEFT/LoRA adapter folder (e.g. a `ragqa train` run).")
+BaseUrlOpt = typer.Option(None, "--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (vLLM).")
+PrecisionOpt = typer.Option(None, "--precision", help="auto, fp32, bf16, fp16, int8 or nf4.")
+
+
+def _session(index, config, k, model, adapter, base_url, precision, no_retrieval):
+    """Config, generator and retriever for ask/chat (the index is checked before the model loads)."""
+    from ragqa.config import load_config
+    from ragqa.generators import load_generator
+    from retrieval import open_retriever
+
+    cfg = load_config(config, answer={"k": k}, generator={"model": model, "adapter": adapter,
+                                                           "base_url": base_url, "precision": precision})
+    retriever = None if no_retrieval else open_retriever(index, cfg)
+    return cfg, load_generator(cfg.generator), retriever
+
+
+def _print_answer(stream, as_json: bool):
+    """Stream the text, then citations, evidence and timings; returns the Answer."""
+    from ragqa.answer import Answer
+
+    for item in stream:
+        if isinstance(item, Answer):
+            result = item
+        elif not as_json:
+            out.print(item, end="", highlight=False, markup=False, soft_wrap=True)
+    if as_json:
+        out.print_json(json.dumps(result.to_dict()))
+        return result
+    out.print()
+    for c in result.citations:
+        src = result.source(c.n)
+        where = src.label if src else "not among the sources"
+        mark = {"verified quote": "[green]verified quote[/green]", "supported": "[green]supported[/green]"}.get(
+            c.status, f"[red]{c.status}[/red]" + (f" (the quote is in [{c.found_in}])" if c.found_in else ""))
+        quote = f' — "{c.quote}"' if c.quote else ""
+        out.print(f"[bold][{c.n}][/bold] {where}{quote}  {mark}", highlight=False, soft_wrap=True)
+    for e in result.evidence:
+        out.print(f"[dim]evidence for \"{e.sentence[:80]}\": [{e.source}] {result.source(e.source).label} — "
+                  f"\"{e.text[:200]}\"[/dim]", highlight=False, soft_wrap=True)
+    if result.terms:
+        out.print("[dim]terms: " + ", ".join(f"{t['term']}" + (f" → [{t['source']}]" if t["source"] else "")
+                                             for t in result.terms) + "[/dim]", highlight=False)
+    t = result.timings
+    out.print(f"[dim]retrieval {t.get('retrieval_ms', 0):.0f} ms · prompt {t.get('prompt_tokens', 0)} tokens · "
+              f"first token {t.get('ttft_s') or 0:.2f} s · {t.get('tokens_per_s') or 0:.1f} tokens/s · "
+              f"{result.model}[/dim]", highlight=False)
+    return result
+
+
+@app.command()
+@friendly
+def ask(question: str = typer.Argument(..., help="Your question."), index: str = IndexOpt,
+        no_retrieval: bool = typer.Option(False, "--no-retrieval", help="Answer from the model alone."),
+        k: Optional[int] = typer.Option(None, "-k", help="Passages to retrieve (default 3)."),
+        model: Optional[str] = ModelOpt, adapter: Optional[str] = AdapterOpt,
+        base_url: Optional[str] = BaseUrlOpt, precision: Optional[str] = PrecisionOpt,
+        as_json: bool = typer.Option(False, "--json", help="Print the whole result as JSON."),
+        config: Optional[Path] = ConfigOpt):
+    """Answer a question from your documents, with citations you can check.
+
+    Example: ragqa ask "What are the two pre-training tasks of BERT?" --index papers
+    """
+    from ragqa.answer import check_question, stream_answer
+
+    cfg = load_config_only(config)
+    check_question(question, cfg.answer)  # before loading anything
+    cfg, generator, retriever = _session(index, config, k, model, adapter, base_url, precision, no_retrieval)
+    _print_answer(stream_answer(question, generator, retriever, cfg.answer, use_retrieval=not no_retrieval),
+                  as_json)
+
+
+@app.command()
+@friendly
+def chat(index: str = IndexOpt,
+         no_retrieval: bool = typer.Option(False, "--no-retrieval", help="Answer from the model alone."),
+         k: Optional[int] = typer.Option(None, "-k", help="Passages to retrieve (default 3)."),
+         model: Optional[str] = ModelOpt, adapter: Optional[str] = AdapterOpt,
+         base_url: Optional[str] = BaseUrlOpt, precision: Optional[str] = PrecisionOpt,
+         config: Optional[Path] = ConfigOpt):
+    """Chat with your documents in the terminal; follow-up questions use the conversation.
+
+    Type /clear to forget the conversation, /exit (or Ctrl-D) to leave.
+    """
+    from ragqa.answer import stream_answer
+
+    cfg, generator, retriever = _session(index, config, k, model, adapter, base_url, precision, no_retrieval)
+    history: list[tuple[str, str]] = []
+    while True:
+        try:
+            question = input("\n> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            break
+        if question in ("/exit", "/quit"):
+            break
+        if question == "/clear":
+            history.clear()
+            continue
+        if not question:
+            continue
+        try:
+            result = _print_answer(stream_answer(question, generator, retriever, cfg.answer, history,
+                                                 use_retrieval=not no_retrieval), False)
+        except RagqaError as exc:  # one bad turn does not end the conversation
+            err.print(f"[red]error:[/red] {exc}", highlight=False)
+            continue
+        history.append((question, result.text))
+
+
+def load_config_only(path):
+    from ragqa.config import load_config
+
+    return load_config(path)

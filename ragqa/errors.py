@@ -31,3 +31,7 @@ class SkippedFile(RagqaError):
     def __init__(self, path, reason: str, fix: str):
         self.path, self.reason, self.fix = str(path), reason, fix
         super().__init__(f"{path}: {reason} — {fix}")
+
+
+class GeneratorError(RagqaError):
+    """The language model or its server failed while answering."""

@@ -33,7 +33,7 @@ class Retriever:
 
     def __init__(self, store: IndexStore, embedder, config: RetrievalConfig | None = None):
         self.store, self.embedder, self.config = store, embedder, config or RetrievalConfig()
-        self._bm25 = None
+        self._bm25 = self._vocab = None
 
     def search(self, query: str, k: int | None = None, doc: str | None = None,
                mode: str | None = None) -> list[Hit]:
@@ -84,6 +84,14 @@ class Retriever:
             self._bm25 = bm25s.BM25()
             self._bm25.index(corpus, show_progress=False)
         return self._bm25
+
+    def vocabulary(self):
+        """Word statistics of the corpus, for specialized-term detection (built lazily)."""
+        if self._vocab is None:
+            from retrieval.terms import Vocabulary
+
+            self._vocab = Vocabulary([lexical_text(c) for c in self.store.chunks])
+        return self._vocab
 
     def _fuse(self, dense, lexical, k: int) -> list[Hit]:
         fused: dict[int, Hit] = {}

@@ -98,3 +98,30 @@ def make_encrypted_pdf(path: Path, source: Path) -> Path:
     with open(path, "wb") as f:
         writer.write(f)
     return path
+
+
+class QueueGenerator:
+    """A generator that replies with queued texts, word by word, and records the prompts it got.
+
+    Tokens are whitespace words, so prompt budgets are easy to reason about in tests.
+    """
+
+    name = "test/queue"
+    context_window = 4096
+
+    def __init__(self, *replies: str):
+        self.replies, self.prompts = list(replies), []
+
+    def enqueue(self, *replies: str) -> "QueueGenerator":
+        self.replies += replies
+        return self
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def generate(self, messages, max_new_tokens=None):
+        self.prompts.append(messages)
+        reply = self.replies.pop(0) if self.replies else "I do not know."
+        words = reply.split(" ")
+        for i, word in enumerate(words):
+            yield word if i == 0 else " " + word

