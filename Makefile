@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml
 
 run: setup
 	$(BIN)/ragqa ingest $(DOCS) --index $(INDEX)
-	$(BIN)/ragqa search "$(Q)" --index $(INDEX) -k 3
+	$(BIN)/ragqa ask "$(Q)" --index $(INDEX)
 
 test: setup
 	$(BIN)/python -m pytest

@@ -180,6 +180,14 @@ def _print_answer(stream, as_json: bool):
         out.print_json(json.dumps(result.to_dict()))
         return result
     out.print()
+    if result.abstained:
+        return result
+    for s in result.sources:
+        what = f'background for "{s.term}"' if s.term else (s.chunk.section or s.chunk.title)
+        out.print(f"[dim]source [{s.n}] {s.label} — {what}[/dim]", highlight=False, soft_wrap=True)
+    if not result.citations:
+        out.print("[yellow]the answer cites no source[/yellow]; evidence below is matched by word overlap",
+                  highlight=False)
     for c in result.citations:
         src = result.source(c.n)
         where = src.label if src else "not among the sources"
@@ -257,6 +265,31 @@ def chat(index: str = IndexOpt,
             err.print(f"[red]error:[/red] {exc}", highlight=False)
             continue
         history.append((question, result.text))
+
+
+@app.command()
+@friendly
+def serve(index: str = IndexOpt,
+          host: Optional[str] = typer.Option(None, help="Address to bind (default 127.0.0.1: this machine only)."),
+          port: Optional[int] = typer.Option(None, help="Port (default 7860)."),
+          auth: Optional[str] = typer.Option(None, help="USER:PASSWORD required to open the page."),
+          share: bool = typer.Option(False, "--share", help="Also publish a public gradio.live link (off by default)."),
+          model: Optional[str] = ModelOpt, adapter: Optional[str] = AdapterOpt,
+          base_url: Optional[str] = BaseUrlOpt, precision: Optional[str] = PrecisionOpt,
+          config: Optional[Path] = ConfigOpt):
+    """Open the chat in your browser: streamed answers, checked citations, sources, uploads.
+
+    Example: ragqa serve --index papers   (then open http://127.0.0.1:7860)
+    """
+    from ragqa.config import load_config
+    from ui import serve as run_server
+
+    cfg = load_config(config, ui={"host": host, "port": port},
+                      generator={"model": model, "adapter": adapter, "base_url": base_url, "precision": precision})
+    if cfg.ui.host not in ("127.0.0.1", "localhost", "::1") and not auth:
+        err.print(f"[yellow]warning:[/yellow] binding {cfg.ui.host} without --auth: anyone on your network can "
+                  "read your documents through the chat", highlight=False)
+    run_server(index=index, auth=auth, share=share, config=cfg)
 
 
 def load_config_only(path):

@@ -96,9 +96,10 @@ class GeneratorConfig:
     adapter: str = ""  # PEFT (LoRA) adapter folder, e.g. a `ragqa train` run
     base_url: str = ""  # OpenAI-compatible server (vLLM, Ollama, llama.cpp), e.g. http://127.0.0.1:8000/v1
     api_key_env: str = "OPENAI_API_KEY"  # environment variable holding the server's key, if any
-    precision: str = "auto"  # auto: bf16 on CUDA, fp32 on CPU (fastest measured, bench/answer.py)
+    precision: str = "auto"  # auto: bf16 on CUDA and on CPUs with bf16 matmuls, else fp32 (bench/answer.py)
     max_new_tokens: int = 200
     temperature: float = 0.0  # 0 = greedy, reproducible answers
+    prompt_lookup: int = -1  # tokens drafted from the prompt per step (greedy only); 0 off, -1 auto (10, off for CPU fp32)
     threads: int = 0  # torch threads; 0 = RAGQA_THREADS or all cores
 
     def __post_init__(self):
@@ -134,12 +135,30 @@ class AnswerConfig:
 
 
 @dataclass
+class UIConfig:
+    host: str = "127.0.0.1"  # loopback only: your papers stay on this machine unless you choose otherwise
+    port: int = 7860
+    max_upload_mb: float = 50.0  # per file; larger files go through `ragqa ingest`
+    concurrency: int = 1  # answers generated at once; more requests wait in the queue
+    queue_size: int = 200  # waiting requests beyond this are refused with a message
+
+    def __post_init__(self):
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"ui.port={self.port}: use a port between 1 and 65535")
+        if self.max_upload_mb <= 0:
+            raise ConfigError(f"ui.max_upload_mb={self.max_upload_mb}: must be > 0")
+        if self.concurrency < 1:
+            raise ConfigError(f"ui.concurrency={self.concurrency}: must be >= 1")
+
+
+@dataclass
 class Config:
     embedder: EmbedderConfig = dataclasses.field(default_factory=EmbedderConfig)
     ingest: IngestConfig = dataclasses.field(default_factory=IngestConfig)
     retrieval: RetrievalConfig = dataclasses.field(default_factory=RetrievalConfig)
     generator: GeneratorConfig = dataclasses.field(default_factory=GeneratorConfig)
     answer: AnswerConfig = dataclasses.field(default_factory=AnswerConfig)
+    ui: UIConfig = dataclasses.field(default_factory=UIConfig)
 
 
 def load_config(path: str | Path | None = None, **overrides: dict) -> Config:

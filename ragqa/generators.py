@@ -108,6 +108,10 @@ class TransformersGenerator:
         if self.precision == "int8":
             self.model = torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
         self.model.eval()
+        # prompt lookup verifies 10 drafted tokens per pass: cheap where a pass is bound by reading
+        # bf16 weights, a loss in fp32 on CPU where the extra compute shows (bench/answer.py)
+        lookup = c.prompt_lookup
+        self.prompt_lookup = lookup if lookup >= 0 else (0 if self.precision == "fp32" and self.device == "cpu" else 10)
         self.name = c.model + (f" + {c.adapter}" if c.adapter else "")
         self.context_window = getattr(self.model.config, "max_position_embeddings", 2048)
 
@@ -133,6 +137,10 @@ class TransformersGenerator:
                       max_new_tokens=max_new_tokens or self.config.max_new_tokens, do_sample=not greedy,
                       temperature=None if greedy else self.config.temperature, top_p=None, top_k=None,
                       pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
+        if greedy and self.prompt_lookup:
+            # answers copy spans of the passages: drafts taken from the prompt are verified in one
+            # pass; bf16 decode on 2 cores went from 8.9 to 20.2 tokens/s (bench/answer.py)
+            kwargs["prompt_lookup_num_tokens"] = self.prompt_lookup
         failure: list[BaseException] = []
 
         def run():
@@ -166,12 +174,22 @@ def plain_prompt(messages: Messages) -> str:
 
 def _precision(precision: str, device: str) -> str:
     if precision == "auto":
-        return "bf16" if device == "cuda" else "fp32"
+        return "bf16" if device == "cuda" or _cpu_has_bf16() else "fp32"
     if precision == "nf4" and importlib.util.find_spec("bitsandbytes") is None:
         raise ConfigError("precision nf4 needs bitsandbytes — pip install bitsandbytes (or: pip install 'ragqa[train]')")
     if precision == "fp16" and device == "cpu":
         raise ConfigError("precision fp16 is for CUDA; on CPU use fp32, bf16, int8 or nf4")
     return precision
+
+
+def _cpu_has_bf16() -> bool:
+    """bf16 matmuls in hardware (AVX512-BF16/AMX): 2x fewer bytes per token; emulated, it is slower."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def _load(path: str, name: str, precision: str, device: str):
