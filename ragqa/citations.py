@@ -99,11 +99,12 @@ def _check(n: int, sentence: str, quotes: list[str], normalized: dict, words: di
 def find_evidence(answer: str, sources: dict[int, str]) -> list[Evidence]:
     """For each answer sentence, the source sentence that supports it best (if any does)."""
     candidates = [(n, s, content_words(s)) for n, text in sources.items() for s in sentences(text)]
-    out = []
+    out, seen = [], set()
     for sentence in sentences(_MARKER.sub("", answer)):
         claim = content_words(sentence)
-        if len(claim) < 3:
+        if len(claim) < 3 or sentence.strip() in seen:
             continue
+        seen.add(sentence.strip())
         best = max(candidates, key=lambda c: len(claim & c[2]), default=None)
         if best is None:
             continue

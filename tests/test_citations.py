@@ -50,3 +50,8 @@ def test_evidence_points_at_the_supporting_sentence():
 
 def test_no_evidence_for_unrelated_sentences():
     assert find_evidence("The weather in Paris was sunny and warm yesterday.", SOURCES) == []
+
+
+def test_repeated_answer_sentences_get_evidence_once():
+    ev = find_evidence("LoRA trains low-rank matrices instead. LoRA trains low-rank matrices instead.", SOURCES)
+    assert len(ev) == 1

@@ -134,3 +134,17 @@ def test_unknown_model_is_one_clear_line(tmp_path):
     (tmp_path / "broken" / "config.json").write_text("{not json")
     with pytest.raises(ConfigError, match="cannot load"):
         TransformersGenerator(GeneratorConfig(model=str(tmp_path / "broken")))
+
+
+def test_loop_stop_cuts_a_repeating_answer_only():
+    import torch
+
+    from ragqa.generators import _LoopStop
+
+    stop = _LoopStop(prompt_len=3, window=4)
+    prompt = [9, 9, 9]
+    assert not stop(torch.tensor([prompt + [1, 2, 3, 4, 5, 6, 7, 8]]), None).item()
+    assert stop(torch.tensor([prompt + [1, 2, 3, 4, 5, 1, 2, 3, 4]]), None).item()
+    # copying the prompt (quoting a source) is not a loop
+    quote = _LoopStop(prompt_len=4, window=4)
+    assert not quote(torch.tensor([[1, 2, 3, 4, 1, 2, 3, 4, 5, 6, 7, 8]]), None).item()

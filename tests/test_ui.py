@@ -124,3 +124,29 @@ def test_build_app_wires_without_launching(backend):
     threads = threading.active_count()
     app = build_app(backend, "papers")
     assert app.fns and threading.active_count() == threads  # handlers registered, no server started
+
+
+def test_serve_binds_loopback_requires_auth_and_never_shares(backend, monkeypatch):
+    import socket
+
+    import httpx
+
+    from ragqa.errors import RagqaError
+    from ui import serve
+
+    with pytest.raises(RagqaError, match="--auth must be USER:PASSWORD"):
+        serve("papers", auth="no-colon", config=backend.config, block=False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = serve("papers", port=port, auth="me:s3cret", config=backend.config, block=False)
+    try:
+        assert app.server_name == "127.0.0.1" and not app.share
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/config").status_code == 401
+        client = httpx.Client()
+        assert client.post(f"{base}/login", data={"username": "me", "password": "wrong"}).status_code == 400
+        assert client.post(f"{base}/login", data={"username": "me", "password": "s3cret"}).status_code == 200
+        assert client.get(f"{base}/config").status_code == 200
+    finally:
+        app.close()

@@ -207,6 +207,6 @@ def serve(index: str = "default", host: str | None = None, port: int | None = No
         credentials = (user, password)
     app = build_app(ChatBackend(config), index)
     app.launch(server_name=host or config.ui.host, server_port=port or config.ui.port, auth=credentials,
-               share=share, inbrowser=False, max_file_size=f"{config.ui.max_upload_mb:g}mb",
+               share=share, inbrowser=False, max_file_size=int(config.ui.max_upload_mb * 1e6),
                prevent_thread_lock=not block, quiet=False)
     return app
