@@ -36,7 +36,8 @@ def client(url: str, n: int, offset: int) -> list[tuple[float, str | None]]:
         q = QUESTIONS[(offset + i) % len(QUESTIONS)]
         start = time.perf_counter()
         try:
-            chat, *_ = c.predict(q, [], [], "bench-ui", True, 3, "base model", api_name="/respond")
+            # gr.State is not part of the API: inputs are message, chat, index, retrieval, k, model
+            chat, *_ = c.predict(q, [], "bench-ui", True, 3, "base model", api_name="/respond")
             error = None if chat and chat[-1]["content"] and not chat[-1]["content"].startswith("Error: ") else "empty"
         except Exception as exc:  # counted, not raised: the point is to see every failure
             error = f"{exc.__class__.__name__}: {exc}"[:200]

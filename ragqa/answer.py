@@ -101,15 +101,18 @@ def check_question(question: str, config: AnswerConfig) -> str:
 
 def stream_answer(question: str, generator, retriever=None, config: AnswerConfig | None = None,
                   history: list[tuple[str, str]] | None = None, use_retrieval: bool = True,
-                  k: int | None = None) -> Iterator[str | Answer]:
-    """Yield the answer's text pieces as they are generated, then the finished ``Answer``."""
+                  k: int | None = None, doc: str | None = None) -> Iterator[str | Answer]:
+    """Yield the answer's text pieces as they are generated, then the finished ``Answer``.
+
+    ``doc`` restricts retrieval to one document (id, file name or title), as QASPER asks.
+    """
     config, history = config or AnswerConfig(), history or []
     question = check_question(question, config)
     result = Answer(question, "", retrieval=use_retrieval and retriever is not None, model=generator.name)
     started = time.perf_counter()
     if result.retrieval:
         result.query = retrieval_query(question, history, config.history_turns)
-        hits = retriever.search(result.query, k=k or config.k)
+        hits = retriever.search(result.query, k=k or config.k, doc=doc)
         result.sources = _fit_sources(hits, generator, config.context_tokens)
         best = max((h.dense for h in hits if h.dense is not None), default=-1.0)
         if best < config.abstain_below:

@@ -292,6 +292,40 @@ def serve(index: str = IndexOpt,
     run_server(index=index, auth=auth, share=share, config=cfg)
 
 
+@app.command("eval")
+@friendly
+def eval_cmd(qa: Path = typer.Option(..., "--qa", help="Questions: ARAGOG/QASPER/gen-data .jsonl, or CMRC2018/SQuAD .json."),
+             index: str = IndexOpt,
+             models: Optional[str] = typer.Option(None, help="Comma-separated: base and/or adapter folders (runs/NAME)."),
+             retrieval: Optional[str] = typer.Option(None, help="Arms: on,off (default), on, or off."),
+             out_dir: Path = typer.Option(..., "--out", "-o", help="Report folder, e.g. reports/aragog-dev."),
+             limit: Optional[int] = typer.Option(None, help="First N questions only."),
+             model: Optional[str] = ModelOpt, base_url: Optional[str] = BaseUrlOpt,
+             precision: Optional[str] = PrecisionOpt, config: Optional[Path] = ConfigOpt):
+    """Compare retrieval on vs off (and base vs tuned) on a question set, with 95% intervals.
+
+    Example: ragqa eval --qa aragog_dev_qa.jsonl --index papers --out reports/aragog
+    """
+    from ragqa.config import load_config
+    from ragqa.evaluate import evaluate
+
+    cfg = load_config(config, eval={"models": models, "retrieval": retrieval, "limit": limit},
+                      generator={"model": model, "base_url": base_url, "precision": precision})
+    summary = evaluate(qa, index, out_dir, cfg)
+    for problem in summary["problems"][:20]:
+        err.print(f"[yellow]skipped[/yellow] {problem}", highlight=False)
+    if summary["missing_docs"]:
+        err.print(f"[yellow]warning:[/yellow] {len(summary['missing_docs'])} gold documents are not in index "
+                  f"{index!r} (e.g. {summary['missing_docs'][0]}) — ingest them for fair retrieval scores")
+    table = Table("arm", "token F1", "semantic sim.", "doc hit@k", "answered")
+    for name, s in summary["arms"].items():
+        cell = lambda m: f"{s[m]['mean']:.3f} [{s[m]['lo']:.3f}, {s[m]['hi']:.3f}]" if m in s else "–"  # noqa: E731
+        table.add_row(name, cell("f1"), cell("semantic_sim"), cell("doc_hit"), f"{s['abstention']['answered_rate']:.2f}")
+    out.print(table)
+    out.print(f"report: {out_dir / 'report.md'}, chart: {out_dir / 'metrics.png'}, "
+              f"per question: {out_dir / 'results.jsonl'}", highlight=False)
+
+
 def load_config_only(path):
     from ragqa.config import load_config
 

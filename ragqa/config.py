@@ -135,6 +135,23 @@ class AnswerConfig:
 
 
 @dataclass
+class EvalConfig:
+    models: str = "base"  # comma-separated: 'base' and/or adapter folders (runs/NAME)
+    retrieval: str = "on,off"  # arms to compare
+    limit: int = 0  # first N questions only (0 = all)
+    correct_f1: float = 0.5  # token F1 at which an answer counts as correct (accuracy, McNemar)
+    bootstrap: int = 1000  # resamples for confidence intervals
+    seed: int = 0
+    max_new_tokens: int = 96  # answers are scored against short gold answers
+
+    def __post_init__(self):
+        if not set(self.retrieval.split(",")) <= {"on", "off"}:
+            raise ConfigError(f"eval.retrieval={self.retrieval!r}: use 'on', 'off' or 'on,off'")
+        if not 0 < self.correct_f1 <= 1:
+            raise ConfigError(f"eval.correct_f1={self.correct_f1}: between 0 and 1")
+
+
+@dataclass
 class UIConfig:
     host: str = "127.0.0.1"  # loopback only: your papers stay on this machine unless you choose otherwise
     port: int = 7860
@@ -159,6 +176,7 @@ class Config:
     generator: GeneratorConfig = dataclasses.field(default_factory=GeneratorConfig)
     answer: AnswerConfig = dataclasses.field(default_factory=AnswerConfig)
     ui: UIConfig = dataclasses.field(default_factory=UIConfig)
+    eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
 
 
 def load_config(path: str | Path | None = None, **overrides: dict) -> Config:

@@ -126,6 +126,18 @@ class TransformersGenerator:
             ids = self.tokenizer(plain_prompt(messages), return_tensors="pt").input_ids
         return ids.to(self.model.device)
 
+    def loglik(self, messages: Messages, continuation: str) -> float:
+        """Mean log-probability per token of ``continuation`` as the reply (multiple-choice scoring)."""
+        import torch
+
+        prompt = self.prompt_ids(messages)
+        cont = self.tokenizer(continuation, add_special_tokens=False, return_tensors="pt").input_ids.to(prompt.device)
+        ids = torch.cat([prompt, cont], dim=1)
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids).logits[0, prompt.shape[1] - 1:-1].float()
+        logp = torch.log_softmax(logits, -1).gather(1, cont[0][:, None])
+        return float(logp.mean())
+
     def generate(self, messages: Messages, max_new_tokens: int | None = None) -> Iterator[str]:
         import torch
         from transformers import TextIteratorStreamer

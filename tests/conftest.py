@@ -39,3 +39,19 @@ def evalcorpus():
     if not EVALCORPUS.is_dir():
         pytest.skip(f"{EVALCORPUS} is absent: the shared evaluation corpus is not on this machine")
     return EVALCORPUS
+
+
+@pytest.fixture(scope="session")
+def real_generator(tmp_path_factory):
+    """Converted once per test session into its own home (the GGUF conversion takes ~30 s)."""
+    from ragqa.config import GeneratorConfig
+    from ragqa.generators import load_generator
+
+    home, before = tmp_path_factory.mktemp("models"), os.environ.get("RAGQA_HOME")
+    os.environ["RAGQA_HOME"] = str(home)
+    try:
+        generator = load_generator(GeneratorConfig(max_new_tokens=48))
+    finally:
+        os.environ["RAGQA_HOME"] = before or ""
+    assert (home / "models").is_dir()  # the dequantized copy is cached, so later loads take seconds
+    return generator

