@@ -28,6 +28,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _text(content) -> str:
+    """Gradio 6 sends message content as a list of typed parts."""
+    if isinstance(content, list):
+        return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
+    return str(content or "")
+
+
 def client(url: str, n: int, offset: int) -> list[tuple[float, str | None]]:
     from gradio_client import Client
 
@@ -38,7 +45,8 @@ def client(url: str, n: int, offset: int) -> list[tuple[float, str | None]]:
         try:
             # gr.State is not part of the API: inputs are message, chat, index, retrieval, k, model
             chat, *_ = c.predict(q, [], "bench-ui", True, 3, "base model", api_name="/respond")
-            error = None if chat and chat[-1]["content"] and not chat[-1]["content"].startswith("Error: ") else "empty"
+            text = _text(chat[-1]["content"]) if chat else ""
+            error = None if text and not text.startswith("Error: ") else f"bad answer: {text[:80]!r}"
         except Exception as exc:  # counted, not raised: the point is to see every failure
             error = f"{exc.__class__.__name__}: {exc}"[:200]
         out.append((time.perf_counter() - start, error))
