@@ -106,6 +106,18 @@ def stream_answer(question: str, generator, retriever=None, config: AnswerConfig
 
     ``doc`` restricts retrieval to one document (id, file name or title), as QASPER asks.
     """
+    result, messages = prepare(question, generator, retriever, config, history, use_retrieval, k, doc)
+    if messages is None:  # abstained: nothing to generate
+        yield result.text
+    else:
+        yield from _generate(result, generator, messages)
+    yield finish(result)
+
+
+def prepare(question: str, generator, retriever=None, config: AnswerConfig | None = None,
+            history: list[tuple[str, str]] | None = None, use_retrieval: bool = True,
+            k: int | None = None, doc: str | None = None) -> tuple[Answer, list[dict] | None]:
+    """Everything before generation: the ``Answer`` so far and the chat to send (None when abstaining)."""
     config, history = config or AnswerConfig(), history or []
     question = check_question(question, config)
     result = Answer(question, "", retrieval=use_retrieval and retriever is not None, model=generator.name)
@@ -117,16 +129,22 @@ def stream_answer(question: str, generator, retriever=None, config: AnswerConfig
         best = max((h.dense for h in hits if h.dense is not None), default=-1.0)
         if best < config.abstain_below:
             result.timings["retrieval_ms"] = round(1000 * (time.perf_counter() - started), 1)
-            yield from _abstain(result)
-            return
+            _abstain(result)
+            return result, None
         _add_background(result, retriever, generator, config)
     result.timings["retrieval_ms"] = round(1000 * (time.perf_counter() - started), 1)
     messages = build_messages(question, result.sources, history, config.history_turns, result.retrieval)
-    yield from _generate(result, generator, messages)
-    full = {s.n: s.chunk.text for s in result.sources}
-    result.citations = check_citations(result.text, full)
-    result.evidence = find_evidence(result.text, full)
-    yield result
+    result.timings["prompt_tokens"] = generator.count_tokens("\n".join(m["content"] for m in messages))
+    return result, messages
+
+
+def finish(result: Answer) -> Answer:
+    """Check the generated text's citations and attach evidence."""
+    if not result.abstained:
+        full = {s.n: s.chunk.text for s in result.sources}
+        result.citations = check_citations(result.text, full)
+        result.evidence = find_evidence(result.text, full)
+    return result
 
 
 def answer(question: str, generator, retriever=None, **kwargs) -> Answer:
@@ -135,12 +153,36 @@ def answer(question: str, generator, retriever=None, **kwargs) -> Answer:
     return result
 
 
-def _abstain(result: Answer) -> Iterator[str | Answer]:
+def answer_batch(questions: list[str], generator, retriever=None, batch_size: int = 8,
+                 docs: list[str | None] | None = None, **kwargs) -> list[Answer]:
+    """Many questions at once (evaluation, data generation): prompts are generated in batches.
+
+    Decoding reads every weight once per step whatever the batch: 8 answers without retrieval took
+    3.6 s batched against 27.6 s one by one (18.8 vs 11.7 s with retrieval's longer prompts).
+    Generators without ``generate_batch`` answer one by one. ``docs`` scopes each question's retrieval.
+    """
+    docs = docs or [None] * len(questions)
+    prepared = [prepare(q, generator, retriever, doc=d, **kwargs) for q, d in zip(questions, docs)]
+    todo = [(r, m) for r, m in prepared if m is not None]
+    for start in range(0, len(todo), batch_size):
+        part = todo[start:start + batch_size]
+        began = time.perf_counter()
+        if hasattr(generator, "generate_batch"):
+            texts = generator.generate_batch([m for _, m in part])
+        else:
+            texts = ["".join(generator.generate(m)) for _, m in part]
+        share = (time.perf_counter() - began) / len(part)
+        for (result, _), text in zip(part, texts):
+            result.text = text.strip()
+            result.timings.update(tokens=generator.count_tokens(result.text) if result.text else 0,
+                                  total_s=round(share, 3), batched=len(part))
+    return [finish(r) for r, _ in prepared]
+
+
+def _abstain(result: Answer) -> None:
     result.abstained = True
     closest = "; ".join(f"[{s.n}] {s.label}" for s in result.sources[:3])
     result.text = ABSTAIN + (f" Closest sources: {closest}." if closest else " The index holds no passages.")
-    yield result.text
-    yield result
 
 
 def _fit_sources(hits, generator, budget: int) -> list[Source]:
@@ -205,8 +247,6 @@ def build_messages(question: str, sources: list[Source], history: list[tuple[str
 
 
 def _generate(result: Answer, generator, messages: list[dict]) -> Iterator[str]:
-    prompt_text = "\n".join(m["content"] for m in messages)
-    result.timings["prompt_tokens"] = generator.count_tokens(prompt_text)
     start, first, pieces = time.perf_counter(), None, []
     for piece in generator.generate(messages):
         if first is None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,8 +52,11 @@ def evaluate(qa_path, index: str, out: str | Path, config: Config, generator_fac
     rows = []
     for arm in arms(config):
         generator = factory(_generator_config(config, arm))
-        for item in tqdm(items, desc=arm.name, disable=not progress):
-            rows.append(_run_one(item, arm, generator, retriever, config, embedder, meteor_skip))
+        with tqdm(total=len(items), desc=arm.name, disable=not progress) as bar:
+            for start in range(0, len(items), 32):
+                part = items[start:start + 32]
+                rows += _run_batch(part, arm, generator, retriever, config, embedder, meteor_skip)
+                bar.update(len(part))
     summary = summarize(rows, arms(config), config)
     summary.update(questions=len(items), problems=problems, missing_docs=missing, index=index,
                    qa=str(qa_path), skipped_metrics=_skipped(meteor_skip, items, rows))
@@ -90,16 +92,19 @@ def _missing_docs(items: list[QAItem], retriever) -> list[str]:
     return sorted({it.doc for it in items if it.doc and it.doc not in names})
 
 
-def _run_one(item: QAItem, arm: Arm, generator, retriever, config: Config, embedder, meteor_skip) -> dict:
-    from ragqa.answer import answer
+def _run_batch(items: list[QAItem], arm: Arm, generator, retriever, config: Config, embedder, meteor_skip) -> list[dict]:
+    from ragqa.answer import answer_batch
 
-    started = time.perf_counter()
-    result = answer(item.question, generator, retriever if arm.retrieval else None, config=config.answer,
-                    use_retrieval=arm.retrieval, doc=item.doc if item.scoped else None)
+    results = answer_batch([it.question for it in items], generator, retriever if arm.retrieval else None,
+                           config=config.answer, use_retrieval=arm.retrieval,
+                           docs=[it.doc if it.scoped else None for it in items])
+    return [_row(item, arm, result, generator, config, embedder, meteor_skip) for item, result in zip(items, results)]
+
+
+def _row(item: QAItem, arm: Arm, result, generator, config: Config, embedder, meteor_skip) -> dict:
     retrieved = [s.chunk.path for s in result.sources if not s.term]
     row = {"arm": arm.name, "id": item.id, "question": item.question, "gold": item.answers, "doc": item.doc,
-           "answer": result.text, "abstained": result.abstained, "retrieved": retrieved,
-           "timings": {**result.timings, "total_s": round(time.perf_counter() - started, 3)}}
+           "answer": result.text, "abstained": result.abstained, "retrieved": retrieved, "timings": result.timings}
     row.update(score(item, result.text, embedder, meteor_skip is None))
     if arm.retrieval and item.doc:
         row.update(doc_hit=M.doc_hit(retrieved, item.doc, config.answer.k), mrr=M.reciprocal_rank(retrieved, item.doc))

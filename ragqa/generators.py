@@ -126,6 +126,26 @@ class TransformersGenerator:
             ids = self.tokenizer(plain_prompt(messages), return_tensors="pt").input_ids
         return ids.to(self.model.device)
 
+    def generate_batch(self, chats: list[Messages], max_new_tokens: int | None = None) -> list[str]:
+        """Greedy replies to several chats in one left-padded batch (no streaming)."""
+        import torch
+
+        texts = [self.tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False)
+                 if self.tokenizer.chat_template else plain_prompt(m) for m in chats]
+        side, self.tokenizer.padding_side = self.tokenizer.padding_side, "left"
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        try:
+            if self.tokenizer.pad_token_id is None:
+                self.tokenizer.pad_token_id = pad
+            enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
+        finally:
+            self.tokenizer.padding_side = side
+        with torch.inference_mode():
+            out = self.model.generate(**enc, max_new_tokens=max_new_tokens or self.config.max_new_tokens,
+                                      do_sample=False, temperature=None, top_p=None, top_k=None, pad_token_id=pad,
+                                      stopping_criteria=[_LoopStop(enc.input_ids.shape[1])])
+        return self.tokenizer.batch_decode(out[:, enc.input_ids.shape[1]:], skip_special_tokens=True)
+
     def loglik(self, messages: Messages, continuation: str) -> float:
         """Mean log-probability per token of ``continuation`` as the reply (multiple-choice scoring)."""
         import torch
@@ -185,13 +205,15 @@ class _LoopStop:
     def __call__(self, input_ids, scores, **kwargs):
         import torch
 
-        out = input_ids[0, self.prompt_len:].tolist()
+        flags = [self._looped(row[self.prompt_len:].tolist()) for row in input_ids]
+        return torch.tensor(flags, dtype=torch.bool, device=input_ids.device)
+
+    def _looped(self, out: list[int]) -> bool:
         n = self.window
         if len(out) < 2 * n:
-            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+            return False
         tail, body = out[-n:], out[:-n]
-        looped = any(body[i:i + n] == tail for i in range(len(body) - n + 1))
-        return torch.full((input_ids.shape[0],), looped, dtype=torch.bool, device=input_ids.device)
+        return any(body[i:i + n] == tail for i in range(len(body) - n + 1))
 
 
 def plain_prompt(messages: Messages) -> str:

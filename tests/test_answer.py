@@ -156,3 +156,15 @@ def test_cli_chat_keeps_history_and_clears_it(corpus, fake_models):
     assert result.exit_code == 0, result.output
     roles = [[m["role"] for m in p] for p in fake_models.prompts]
     assert roles == [["system", "user"], ["system", "user", "assistant", "user"], ["system", "user"]]
+
+
+def test_answer_batch_keeps_order_and_abstains_per_question(retriever):
+    from ragqa.answer import answer_batch
+
+    gen = QueueGenerator("Masked language modelling [1].", "Next token prediction [1].")
+    results = answer_batch(["What are the pre-training tasks of BERT?", "Which football club won in 1987?",
+                            "How is GPT trained autoregressively?"], gen, retriever,
+                           config=AnswerConfig(k=2, abstain_below=0.3))
+    assert [r.abstained for r in results] == [False, True, False]
+    assert results[0].text == "Masked language modelling [1]." and results[2].text == "Next token prediction [1]."
+    assert results[0].citations[0].status == "supported" and len(gen.prompts) == 2

@@ -148,3 +148,10 @@ def test_loop_stop_cuts_a_repeating_answer_only():
     # copying the prompt (quoting a source) is not a loop
     quote = _LoopStop(prompt_len=4, window=4)
     assert not quote(torch.tensor([[1, 2, 3, 4, 1, 2, 3, 4, 5, 6, 7, 8]]), None).item()
+
+
+def test_batch_generation_matches_one_by_one(tmp_path):
+    path = tiny_model(tmp_path / "tiny")
+    gen = TransformersGenerator(GeneratorConfig(model=path, max_new_tokens=6, precision="fp32", prompt_lookup=0))
+    chats = [MESSAGES, [{"role": "user", "content": "be brief : what is an encoder ?"}]]
+    assert gen.generate_batch(chats) == ["".join(gen.generate(c)) for c in chats]
