@@ -155,16 +155,20 @@ BaseUrlOpt = typer.Option(None, "--base-url", help="OpenAI-compatible server, e.
 PrecisionOpt = typer.Option(None, "--precision", help="auto, fp32, bf16, fp16, int8 or nf4.")
 
 
-def _session(index, config, k, model, adapter, base_url, precision, no_retrieval):
-    """Config, generator and retriever for ask/chat (the index is checked before the model loads)."""
+def _answer_config(config, k, model, adapter, base_url, precision):
     from ragqa.config import load_config
+
+    return load_config(config, answer={"k": k}, generator={"model": model, "adapter": adapter,
+                                                           "base_url": base_url, "precision": precision})
+
+
+def _session(cfg, index: str, no_retrieval: bool):
+    """Generator and retriever for ask/chat (the index is opened before the model loads)."""
     from ragqa.generators import load_generator
     from retrieval import open_retriever
 
-    cfg = load_config(config, answer={"k": k}, generator={"model": model, "adapter": adapter,
-                                                           "base_url": base_url, "precision": precision})
     retriever = None if no_retrieval else open_retriever(index, cfg)
-    return cfg, load_generator(cfg.generator), retriever
+    return load_generator(cfg.generator), retriever
 
 
 def _print_answer(stream, as_json: bool):
@@ -223,9 +227,9 @@ def ask(question: str = typer.Argument(..., help="Your question."), index: str =
     """
     from ragqa.answer import check_question, stream_answer
 
-    cfg = load_config_only(config)
+    cfg = _answer_config(config, k, model, adapter, base_url, precision)
     check_question(question, cfg.answer)  # before loading anything
-    cfg, generator, retriever = _session(index, config, k, model, adapter, base_url, precision, no_retrieval)
+    generator, retriever = _session(cfg, index, no_retrieval)
     _print_answer(stream_answer(question, generator, retriever, cfg.answer, use_retrieval=not no_retrieval),
                   as_json)
 
@@ -244,7 +248,8 @@ def chat(index: str = IndexOpt,
     """
     from ragqa.answer import stream_answer
 
-    cfg, generator, retriever = _session(index, config, k, model, adapter, base_url, precision, no_retrieval)
+    cfg = _answer_config(config, k, model, adapter, base_url, precision)
+    generator, retriever = _session(cfg, index, no_retrieval)
     history: list[tuple[str, str]] = []
     while True:
         try:
@@ -325,8 +330,3 @@ def eval_cmd(qa: Path = typer.Option(..., "--qa", help="Questions: ARAGOG/QASPER
     out.print(f"report: {out_dir / 'report.md'}, chart: {out_dir / 'metrics.png'}, "
               f"per question: {out_dir / 'results.jsonl'}", highlight=False)
 
-
-def load_config_only(path):
-    from ragqa.config import load_config
-
-    return load_config(path)
