@@ -218,11 +218,11 @@ def _cut(text: str, budget: int, generator) -> str:
 def _add_background(result: Answer, retriever, generator, config: AnswerConfig) -> None:
     from retrieval.terms import background, find_terms
 
-    in_prompt = {s.chunk.id: s.n for s in result.sources}
+    terms = find_terms(result.question, retriever.vocabulary(), config.max_terms)
     extra = background(result.question, retriever, config.background_tokens, config.max_terms,
-                       generator.count_tokens, skip_chunks=set(in_prompt))
+                       generator.count_tokens, skip_chunks={s.chunk.id for s in result.sources}, terms=terms)
     by_term = {b.term.text: b for b in extra}
-    for term in find_terms(result.question, retriever.vocabulary(), config.max_terms):
+    for term in terms:
         n = None
         if (b := by_term.get(term.text)) is not None:
             n = len(result.sources) + 1

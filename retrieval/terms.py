@@ -147,13 +147,15 @@ def excerpt(text: str, term: str, budget: int, count_tokens: Callable[[str], int
 
 def background(question: str, retriever, budget_tokens: int = 200, max_terms: int = 3,
                count_tokens: Callable[[str], int] | None = None,
-               skip_chunks: set[str] = frozenset()) -> list[Background]:
+               skip_chunks: set[str] = frozenset(), terms: list[Term] | None = None) -> list[Background]:
     """Defining excerpts for the specialized terms of ``question``, within ``budget_tokens``.
 
     ``skip_chunks`` are chunk ids already in the prompt: a term they define needs no background.
+    ``terms`` saves detecting them again when the caller already has them.
     """
     count_tokens = count_tokens or (lambda s: int(len(s.split()) * 1.3) + 1)
-    terms = find_terms(question, retriever.vocabulary(), max_terms)
+    if terms is None:
+        terms = find_terms(question, retriever.vocabulary(), max_terms)
     if not terms or budget_tokens <= 0:
         return []
     per_term, out, used = budget_tokens // len(terms), [], set(skip_chunks)
