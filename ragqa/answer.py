@@ -21,6 +21,7 @@ from ragqa.errors import RagqaError
 SYSTEM_RAG = "Answer using only the sources. Cite sources as [1], [2]. Quote exact words in double quotes."
 SYSTEM_BARE = "You answer questions about research papers and technical topics accurately and concisely."
 ABSTAIN = "I could not find this in the indexed documents."
+_HEADING = re.compile(r"^#{1,6}\s+[^\n]*\n?", re.MULTILINE)
 _FOLLOW_UP = re.compile(r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|the former|"
                         r"the latter|the same|above|previous|earlier)\b|^(and|but|also|what about|how about|why)\b",
                         re.IGNORECASE)
@@ -189,7 +190,7 @@ def _fit_sources(hits, generator, budget: int) -> list[Source]:
     """Retrieved passages in rank order, the last one cut at a sentence to fit ``budget`` tokens."""
     sources, used = [], 0
     for hit in hits:
-        text = " ".join(hit.chunk.text.split())
+        text = prompt_text(hit.chunk.text)
         tokens = generator.count_tokens(text)
         if used + tokens > budget:
             text = _cut(text, budget - used, generator)
@@ -199,6 +200,12 @@ def _fit_sources(hits, generator, budget: int) -> list[Source]:
         sources.append(Source(len(sources) + 1, hit.chunk, text, hit.score, hit.dense))
         used += tokens
     return sources
+
+
+def prompt_text(text: str) -> str:
+    """A passage as the model sees it: one line, without Markdown heading marks (the section is
+    in the source header already, and small models copied the '##' lines into their answers)."""
+    return " ".join(_HEADING.sub("", text).split())
 
 
 def _cut(text: str, budget: int, generator) -> str:
