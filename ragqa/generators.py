@@ -121,23 +121,29 @@ class TransformersGenerator:
             ids = self.tokenizer(plain_prompt(messages), return_tensors="pt").input_ids
         return ids.to(self.model.device)
 
+    def batch_ids(self, chats: list[Messages]):
+        """Left-padded token ids of several chats, each encoded as ``prompt_ids`` encodes it alone."""
+        texts = [self.tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False)
+                 if self.tokenizer.chat_template else plain_prompt(m) for m in chats]
+        side, self.tokenizer.padding_side = self.tokenizer.padding_side, "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token_id = self.tokenizer.eos_token_id
+        try:
+            # a chat template writes its own BOS; a plain prompt needs the tokenizer's
+            return self.tokenizer(texts, return_tensors="pt", padding=True,
+                                  add_special_tokens=not self.tokenizer.chat_template).to(self.model.device)
+        finally:
+            self.tokenizer.padding_side = side
+
     def generate_batch(self, chats: list[Messages], max_new_tokens: int | None = None) -> list[str]:
         """Greedy replies to several chats in one left-padded batch (no streaming)."""
         import torch
 
-        texts = [self.tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False)
-                 if self.tokenizer.chat_template else plain_prompt(m) for m in chats]
-        side, self.tokenizer.padding_side = self.tokenizer.padding_side, "left"
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-        try:
-            if self.tokenizer.pad_token_id is None:
-                self.tokenizer.pad_token_id = pad
-            enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
-        finally:
-            self.tokenizer.padding_side = side
+        enc = self.batch_ids(chats)
         with torch.inference_mode():
             out = self.model.generate(**enc, max_new_tokens=max_new_tokens or self.config.max_new_tokens,
-                                      do_sample=False, temperature=None, top_p=None, top_k=None, pad_token_id=pad,
+                                      do_sample=False, temperature=None, top_p=None, top_k=None,
+                                      pad_token_id=self.tokenizer.pad_token_id,
                                       stopping_criteria=[_LoopStop(enc.input_ids.shape[1])])
         return self.tokenizer.batch_decode(out[:, enc.input_ids.shape[1]:], skip_special_tokens=True)
 
@@ -231,6 +237,8 @@ def _precision(precision: str, device: str) -> str:
         raise ConfigError("precision nf4 needs bitsandbytes — pip install bitsandbytes (or: pip install 'ragqa[train]')")
     if precision == "fp16" and device == "cpu":
         raise ConfigError("precision fp16 is for CUDA; on CPU use fp32, bf16, int8 or nf4")
+    if precision == "int8" and device == "cuda":
+        raise ConfigError("precision int8 (torch dynamic quantization) is CPU-only; on CUDA use nf4, bf16 or fp16")
     return precision
 
 

@@ -155,3 +155,21 @@ def test_batch_generation_matches_one_by_one(tmp_path):
     gen = TransformersGenerator(GeneratorConfig(model=path, max_new_tokens=6, precision="fp32", prompt_lookup=0))
     chats = [MESSAGES, [{"role": "user", "content": "be brief : what is an encoder ?"}]]
     assert gen.generate_batch(chats) == ["".join(gen.generate(c)) for c in chats]
+
+
+def test_plain_prompt_batches_keep_the_bos_token(tmp_path):
+    from tokenizers import processors
+    from transformers import AutoTokenizer
+
+    path = tiny_model(tmp_path / "tiny")
+    tok = AutoTokenizer.from_pretrained(path)
+    tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single="<unk> $A", special_tokens=[("<unk>", tok.unk_token_id)])  # a BOS, as base models have
+    tok.save_pretrained(path)
+    gen = TransformersGenerator(GeneratorConfig(model=path, max_new_tokens=3, precision="fp32", prompt_lookup=0))
+    assert gen.prompt_ids(MESSAGES)[0, 0].item() == tok.unk_token_id
+    chats = [MESSAGES, MESSAGES[1:]]
+    enc = gen.batch_ids(chats)
+    for row, chat in enumerate(chats):  # each row, padding aside, is the chat encoded alone
+        ids = enc.input_ids[row][enc.attention_mask[row].bool()]
+        assert ids.tolist() == gen.prompt_ids(chat)[0].tolist()
