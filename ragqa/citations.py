@@ -112,3 +112,30 @@ def find_evidence(answer: str, sources: dict[int, str]) -> list[Evidence]:
         if score >= EVIDENCE_OVERLAP:
             out.append(Evidence(sentence.strip(), best[0], " ".join(best[1].split()), round(score, 3)))
     return out
+
+
+def for_display(citations: list[Citation]) -> tuple[list[Citation], str]:
+    """Citations worth a line each (repeats dropped), and the unknown numbers as one range string.
+
+    Small models sometimes enumerate "[1] [2] ... [31]"; thirty "no such source" lines would bury
+    the citations that matter.
+    """
+    seen, shown, unknown = set(), [], []
+    for c in citations:
+        if c.status == "no such source":
+            unknown.append(c.n)
+        elif (key := (c.n, c.status, c.quote)) not in seen:
+            seen.add(key)
+            shown.append(c)
+    return shown, _ranges(sorted(set(unknown)))
+
+
+def _ranges(numbers: list[int]) -> str:
+    """[4, 5, 6, 9] -> "[4]-[6], [9]"."""
+    parts, start = [], None
+    for i, n in enumerate(numbers):
+        start = n if start is None else start
+        if i + 1 == len(numbers) or numbers[i + 1] != n + 1:
+            parts.append(f"[{start}]" if start == n else f"[{start}]-[{n}]")
+            start = None
+    return ", ".join(parts)

@@ -192,13 +192,21 @@ def _print_answer(stream, as_json: bool):
     if not result.citations:
         out.print("[yellow]the answer cites no source[/yellow]; evidence below is matched by word overlap",
                   highlight=False)
-    for c in result.citations:
+    from ragqa.citations import for_display
+
+    shown, unknown = for_display(result.citations)
+    for c in shown:
         src = result.source(c.n)
         where = src.label if src else "not among the sources"
         mark = {"verified quote": "[green]verified quote[/green]", "supported": "[green]supported[/green]"}.get(
             c.status, f"[red]{c.status}[/red]" + (f" (the quote is in [{c.found_in}])" if c.found_in else ""))
         quote = f' — "{c.quote}"' if c.quote else ""
         out.print(f"[bold][{c.n}][/bold] {where}{quote}  {mark}", highlight=False, soft_wrap=True)
+    if unknown:
+        from rich.markup import escape
+
+        out.print(f"{escape(unknown)} [red]no such source[/red] (the answer cites sources that were not given)",
+                  highlight=False)
     for e in result.evidence:
         out.print(f"[dim]evidence for \"{e.sentence[:80]}\": [{e.source}] {result.source(e.source).label} — "
                   f"\"{e.text[:200]}\"[/dim]", highlight=False, soft_wrap=True)

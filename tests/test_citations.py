@@ -55,3 +55,12 @@ def test_no_evidence_for_unrelated_sentences():
 def test_repeated_answer_sentences_get_evidence_once():
     ev = find_evidence("LoRA trains low-rank matrices instead. LoRA trains low-rank matrices instead.", SOURCES)
     assert len(ev) == 1
+
+
+def test_display_drops_repeats_and_folds_unknown_numbers():
+    from ragqa.citations import for_display
+
+    answer = "[1] [2] [3] [4] [5] [7]. BERT uses masked language modelling [1]. Again [1]."
+    shown, unknown = for_display(check_citations(answer, SOURCES))
+    assert unknown == "[3]-[5], [7]"
+    assert [(c.n, c.status) for c in shown] == [(1, "unsupported"), (2, "unsupported"), (1, "supported")]

@@ -17,13 +17,18 @@ def _clip(text: str, n: int) -> str:
 def citations(result) -> str:
     if result.abstained:
         return ""
+    from ragqa.citations import for_display
+
     lines = ["**Citations**"]
-    for c in result.citations:
+    shown, unknown = for_display(result.citations)
+    for c in shown:
         src = result.source(c.n)
         where = src.label if src else "not among the sources"
         quote = f' — "{_clip(c.quote, 200)}"' if c.quote else ""
         extra = f" (the quote is in [{c.found_in}])" if c.found_in else ""
         lines.append(f"- [{c.n}] {where}{quote} · {_MARK.get(c.status, c.status)}{extra}")
+    if unknown:
+        lines.append(f"- {unknown} · **FLAGGED: no such source** (the answer cites sources that were not given)")
     if not result.citations:
         lines.append("- the answer cites no source")
     if result.evidence:
