@@ -173,3 +173,14 @@ def test_plain_prompt_batches_keep_the_bos_token(tmp_path):
     for row, chat in enumerate(chats):  # each row, padding aside, is the chat encoded alone
         ids = enc.input_ids[row][enc.attention_mask[row].bool()]
         assert ids.tolist() == gen.prompt_ids(chat)[0].tolist()
+
+
+def test_loop_stop_cuts_lines_repeating_with_counting_numbers():
+    from ragqa.generators import _LoopStop
+
+    stop = _LoopStop(prompt_len=0, decode=lambda ids: "".join(chr(i) for i in ids), lines=4)
+    as_ids = lambda text: [ord(ch) for ch in text]  # noqa: E731
+    assert stop._looped(as_ids("Answer:\n[12]\n[13]\n[14]\n[15]\n[1"))
+    assert stop._looped(as_ids("5. PDF files.\n6. PDF files.\n7. PDF files.\n8. PDF files.\n"))
+    assert not stop._looped(as_ids("1. PDF\n2. Markdown\n3. HTML\n4. text\n"))  # a real list
+    assert not stop._looped(as_ids("[1]\n[2]\n[3]\n"))  # too short to call a loop
