@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterator
 
 from ragqa.citations import Citation, Evidence, check_citations, find_evidence
 from ragqa.config import AnswerConfig
 from ragqa.errors import RagqaError
+from retrieval.terms import split_sentences
 
 # short on purpose: with a longer instruction SmolLM2-135M drifted off the sources (measured on
 # the user guide); larger models follow it just as well
@@ -38,9 +38,7 @@ class Source:
 
     @property
     def label(self) -> str:
-        c = self.chunk
-        pages = f"p. {c.page}" + (f"-{c.page_end}" if c.page_end != c.page else "")
-        return f"{Path(c.path).name}, {pages}"
+        return self.chunk.location
 
 
 @dataclass
@@ -56,6 +54,15 @@ class Answer:
     query: str = ""  # what retrieval searched for (the question, or its follow-up rewrite)
     model: str = ""
     timings: dict = field(default_factory=dict)  # retrieval_ms, prompt_tokens, ttft_s, tokens, tokens_per_s
+
+    def timing_line(self) -> str:
+        """Retrieval ms, prompt size, first token and speed, as shown under every answer."""
+        t = self.timings
+        if self.abstained:
+            return f"retrieval {t.get('retrieval_ms', 0):.0f} ms · nothing relevant enough: the model was not called"
+        return (f"retrieval {t.get('retrieval_ms', 0):.0f} ms · prompt {t.get('prompt_tokens', 0)} tokens · "
+                f"first token {t.get('ttft_s') or 0:.2f} s · {t.get('tokens_per_s') or 0:.1f} tokens/s · "
+                f"{t.get('tokens', 0)} tokens · {self.model}")
 
     def source(self, n: int) -> Source | None:
         return next((s for s in self.sources if s.n == n), None)
@@ -212,9 +219,8 @@ def _cut(text: str, budget: int, generator) -> str:
     """The longest run of whole sentences from the start of ``text`` within ``budget`` tokens."""
     if budget < 24:
         return ""
-    parts = re.split(r"(?<=[.!?])\s+", text)
     out = ""
-    for part in parts:
+    for part in split_sentences(text):
         candidate = f"{out} {part}".strip()
         if generator.count_tokens(candidate) > budget:
             break

@@ -13,10 +13,10 @@ import unicodedata
 from dataclasses import dataclass
 
 from retrieval.terms import STOPWORDS
+from retrieval.terms import split_sentences as sentences
 
 _MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _QUOTE = re.compile(r"[\"“”]([^\"“”]{12,400}?)[\"“”]")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])|\n+")
 _WORD = re.compile(r"[a-z0-9]+")
 SUPPORT_OVERLAP = 0.5  # content words of a citing sentence found in the passage, for "supported"
 EVIDENCE_OVERLAP = 0.6  # least overlap for an evidence sentence to be shown (0.5 let fabrications through)
@@ -58,10 +58,6 @@ def content_words(text: str) -> set[str]:
 def _stem(word: str) -> str:
     """Crude plural folding, enough to match 'models' with 'model'."""
     return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
-
-
-def sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE.split(text) if len(s.strip()) > 1]
 
 
 def overlap(claim: str, passage_words: set[str]) -> float:

@@ -10,6 +10,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ragqa.errors import RagqaError
@@ -31,7 +32,11 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debug
     # only our own logger: third-party INFO lines (faiss, sentence-transformers) are noise here
     log = logging.getLogger("ragqa")
     log.setLevel(logging.DEBUG if verbose else logging.INFO)
-    log.addHandler(RichHandler(console=err, show_time=False, show_path=False))
+    if not any(isinstance(h, RichHandler) for h in log.handlers):  # one handler, however often invoked
+        log.addHandler(RichHandler(console=err, show_time=False, show_path=False))
+    # no "Loading weights" bar per model load (it would bury the answer); read by transformers at
+    # import, so commands that load no model never import it
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def friendly(fn):
@@ -98,8 +103,7 @@ def search(query: str = typer.Argument(..., help="What to look for."),
     if not hits:
         out.print("no results")
     for n, h in enumerate(hits, 1):
-        pages = f"p. {h.chunk.page}" + (f"-{h.chunk.page_end}" if h.chunk.page_end != h.chunk.page else "")
-        out.print(f"[bold][{n}][/bold] {h.score:.4f}  {Path(h.chunk.path).name}, {pages}"
+        out.print(f"[bold][{n}][/bold] {h.score:.4f}  {h.chunk.location}"
                   f"{' — ' + h.chunk.section if h.chunk.section else ''}", highlight=False)
         out.print(f"    {h.snippet()}", highlight=False, soft_wrap=True)
 
@@ -203,8 +207,6 @@ def _print_answer(stream, as_json: bool):
         quote = f' — "{c.quote}"' if c.quote else ""
         out.print(f"[bold][{c.n}][/bold] {where}{quote}  {mark}", highlight=False, soft_wrap=True)
     if unknown:
-        from rich.markup import escape
-
         out.print(f"{escape(unknown)} [red]no such source[/red] (the answer cites sources that were not given)",
                   highlight=False)
     for e in result.evidence:
@@ -213,10 +215,7 @@ def _print_answer(stream, as_json: bool):
     if result.terms:
         out.print("[dim]terms: " + ", ".join(f"{t['term']}" + (f" → [{t['source']}]" if t["source"] else "")
                                              for t in result.terms) + "[/dim]", highlight=False)
-    t = result.timings
-    out.print(f"[dim]retrieval {t.get('retrieval_ms', 0):.0f} ms · prompt {t.get('prompt_tokens', 0)} tokens · "
-              f"first token {t.get('ttft_s') or 0:.2f} s · {t.get('tokens_per_s') or 0:.1f} tokens/s · "
-              f"{result.model}[/dim]", highlight=False)
+    out.print(f"[dim]{escape(result.timing_line())}[/dim]", highlight=False)
     return result
 
 

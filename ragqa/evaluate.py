@@ -40,12 +40,13 @@ def evaluate(qa_path, index: str, out: str | Path, config: Config, generator_fac
     """Run every arm on the questions of ``qa_path`` and write the report into ``out``."""
     from tqdm import tqdm
 
+    from retrieval import open_retriever
     from retrieval.embed import load_embedder
 
     items, problems = load_qa(qa_path)
     items = items[: config.eval.limit or None]
     embedder = embedder or load_embedder(config.embedder)
-    retriever = _retriever(index, config, embedder) if any(a.retrieval for a in arms(config)) else None
+    retriever = open_retriever(index, config, embedder) if any(a.retrieval for a in arms(config)) else None
     missing = _missing_docs(items, retriever)
     factory = generator_factory or _default_factory
     meteor_skip = M.meteor_available()
@@ -75,13 +76,6 @@ def _generator_config(config: Config, arm: Arm) -> GeneratorConfig:
     if arm.model != "base":
         values["adapter"] = arm.model
     return GeneratorConfig(**values)
-
-
-def _retriever(index: str, config: Config, embedder):
-    from retrieval.search import Retriever
-    from retrieval.store import IndexStore
-
-    return Retriever(IndexStore.open(index, embedder_id=embedder.id), embedder, config.retrieval)
 
 
 def _missing_docs(items: list[QAItem], retriever) -> list[str]:

@@ -33,7 +33,6 @@ class Generator(Protocol):
     """What answering needs from a language model."""
 
     name: str
-    context_window: int  # prompt + answer tokens the model accepts
 
     def generate(self, messages: Messages, max_new_tokens: int | None = None) -> Iterator[str]:
         """Stream the reply to a chat as text pieces."""
@@ -69,7 +68,10 @@ def converted_gguf(gguf: Path) -> Path:
         return target
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.enable_progress_bar()  # long work shows progress, even where load bars are off
     log.info("converting %s to a transformers model once (about 30 s), cached in %s", gguf.name, target)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -84,6 +86,8 @@ def converted_gguf(gguf: Path) -> Path:
         tmp.rename(target)  # atomic: a killed conversion never leaves a half-written model
     except OSError:  # another process finished first
         shutil.rmtree(tmp, ignore_errors=True)
+    if not bars_were_on:
+        hf_logging.disable_progress_bar()
     return target
 
 
@@ -109,7 +113,6 @@ class TransformersGenerator:
         lookup = c.prompt_lookup
         self.prompt_lookup = lookup if lookup >= 0 else (0 if self.precision == "fp32" and self.device == "cpu" else 10)
         self.name = c.model + (f" + {c.adapter}" if c.adapter else "")
-        self.context_window = getattr(self.model.config, "max_position_embeddings", 2048)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False).input_ids)
@@ -170,7 +173,8 @@ class TransformersGenerator:
         kwargs = dict(input_ids=ids, attention_mask=torch.ones_like(ids), streamer=streamer,
                       max_new_tokens=max_new_tokens or self.config.max_new_tokens, do_sample=not greedy,
                       temperature=None if greedy else self.config.temperature, top_p=None, top_k=None,
-                      pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
+                      pad_token_id=self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None
+                      else self.tokenizer.eos_token_id)
         if greedy and self.prompt_lookup:
             # answers copy spans of the passages: drafts taken from the prompt are verified in one
             # pass; bf16 decode on 2 cores went from 8.9 to 20.2 tokens/s (bench/answer.py)
@@ -273,9 +277,6 @@ def _load(path: str, name: str, precision: str, device: str):
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)
     if device == "cuda":
         kwargs["device_map"] = "auto"
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # "Loading weights" bars would bury the answer in the terminal
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
@@ -315,7 +316,6 @@ class OpenAIGenerator:
         self.config = config
         self.name = f"{config.model} @ {config.base_url}"
         self.url = config.base_url.rstrip("/") + "/chat/completions"
-        self.context_window = 8192  # unknown for a remote model; budgets stay well inside it
         key = os.environ.get(config.api_key_env, "")
         self.headers = {"Authorization": f"Bearer {key}"} if key else {}
 

@@ -53,9 +53,6 @@ class SentenceTransformerEmbedder:
         import torch
         from sentence_transformers import SentenceTransformer
 
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # a "Loading weights" bar per command is noise
         self.config = config or EmbedderConfig()
         torch.set_num_threads(self.config.threads or default_threads())
         try:

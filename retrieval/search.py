@@ -103,11 +103,12 @@ class Retriever:
         return sorted(fused.values(), key=lambda h: -h.score)[:k]
 
 
-def open_retriever(index: str, config=None) -> Retriever:
-    """Load the embedder and the index ``index`` (refusing a mismatched embedder)."""
+def open_retriever(index: str, config=None, embedder=None) -> Retriever:
+    """Open index ``index`` with ``embedder`` (default: the configured one, loaded once per process),
+    refusing an embedder other than the one the index was built with."""
     from ragqa.config import load_config
     from retrieval.embed import load_embedder
 
     config = config or load_config()
-    embedder = load_embedder(config.embedder)
+    embedder = embedder or load_embedder(config.embedder)
     return Retriever(IndexStore.open(index, embedder_id=embedder.id), embedder, config.retrieval)

@@ -45,6 +45,12 @@ class Chunk:
     end: int  # character offset of the chunk's end in page ``page_end``'s cleaned text
     tokens: int  # embedder tokens of the embedded text, special tokens included
 
+    @property
+    def location(self) -> str:
+        """How people cite it: "bert.pdf, p. 3" or "bert.pdf, p. 3-4"."""
+        pages = f"p. {self.page}" + (f"-{self.page_end}" if self.page_end != self.page else "")
+        return f"{Path(self.path).name}, {pages}"
+
 
 @dataclass
 class Manifest:

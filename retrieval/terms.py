@@ -19,7 +19,7 @@ RARE_ZIPF = 3.5  # below this Zipf frequency (~3 uses per million words) a word 
 PHRASE_ZIPF = 4.0  # a multi-word term needs one word below this (masked: 3.65; tasks: 4.23)
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-'][A-Za-z0-9]+)*")
 _ACRONYM = re.compile(r"^(?:[A-Z][A-Za-z0-9]*[A-Z][A-Za-z0-9-]*|[A-Z]+-?[0-9]+[A-Za-z0-9-]*)$")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\[])|\n\s*")  # line breaks end headings too
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])|\n\s*")  # line breaks end headings too
 STOPWORDS = frozenset("""a about above after again all also am an and any are as at be because been before
 being below between both but by can could did do does doing down during each few for from further had
 has have having he her here hers him his how i if in into is it its itself just me more most my no nor
@@ -43,6 +43,11 @@ class Background:
     chunk: object  # retrieval.store.Chunk the excerpt comes from
     text: str  # the defining sentences, cut to the budget
     defines: bool  # the excerpt matches a definition pattern, not just a mention
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences (and heading lines) of ``text``, each on one line; used for excerpts, citations and cuts."""
+    return [" ".join(s.split()) for s in _SENTENCE.split(text) if len(s.strip()) > 1]
 
 
 class Vocabulary:
@@ -123,7 +128,7 @@ def _definition_pattern(term: str) -> re.Pattern:
 
 def excerpt(text: str, term: str, budget: int, count_tokens: Callable[[str], int]) -> tuple[str, bool]:
     """The sentence defining (or else first mentioning) ``term`` plus what follows, within budget."""
-    sentences = [" ".join(s.split()) for s in _SENTENCE.split(text) if s.strip()]
+    sentences = split_sentences(text)
     pattern, mention = _definition_pattern(term), re.compile(rf"\b{re.escape(term)}\b", re.IGNORECASE)
     start = next((i for i, s in enumerate(sentences) if pattern.search(s)), None)
     defines = start is not None

@@ -107,7 +107,6 @@ class QueueGenerator:
     """
 
     name = "test/queue"
-    context_window = 4096
 
     def __init__(self, *replies: str):
         self.replies, self.prompts = list(replies), []

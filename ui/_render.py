@@ -54,14 +54,6 @@ def sources(result) -> str:
     return "\n".join(lines)
 
 
-def stats(result) -> str:
-    t = result.timings
-    if result.abstained:
-        return f"retrieval {t.get('retrieval_ms', 0):.0f} ms · nothing relevant enough: the model was not called"
-    return (f"retrieval {t.get('retrieval_ms', 0):.0f} ms · first token {t.get('ttft_s') or 0:.2f} s · "
-            f"{t.get('tokens_per_s') or 0:.1f} tokens/s · {t.get('tokens', 0)} tokens · {result.model}")
-
-
 def upload_status(report, rejected: list[str]) -> str:
     lines = []
     if report is not None:

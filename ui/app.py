@@ -38,10 +38,9 @@ class ChatBackend:
 
     def models(self) -> list[str]:
         """The base model, then every adapter under $RAGQA_HOME/runs (from `ragqa train`)."""
-        runs = home() / "runs"
-        adapters = sorted(str(p.parent) for p in runs.glob("*/adapter_config.json")) if runs.is_dir() else []
-        adapters += sorted(str(p.parent) for p in runs.glob("*/adapter/adapter_config.json")) if runs.is_dir() else []
-        return [BASE] + adapters
+        found = [p.parent for pattern in ("*/adapter_config.json", "*/adapter/adapter_config.json")
+                 for p in (home() / "runs").glob(pattern)]
+        return [BASE] + sorted(map(str, found))
 
     def generator(self, choice: str):
         cfg = self.config.generator
@@ -51,16 +50,15 @@ class ChatBackend:
 
     def retriever(self, index: str):
         """The open index, reopened when a new generation was committed (after an upload)."""
-        from retrieval.search import Retriever
-        from retrieval.store import IndexStore, index_path
+        from retrieval import open_retriever
+        from retrieval.store import index_path
 
         current = index_path(index) / "CURRENT"
         generation = current.read_text().strip() if current.exists() else ""
         cached = self._retrievers.get(index)
         if cached and cached[0] == generation:
             return cached[1]
-        embedder = self.embedder or _load_embedder(self.config)
-        retriever = Retriever(IndexStore.open(index, embedder_id=embedder.id), embedder, self.config.retrieval)
+        retriever = open_retriever(index, self.config, self.embedder)
         self._retrievers[index] = (generation, retriever)
         return retriever
 
@@ -100,18 +98,19 @@ class ChatBackend:
         chat[-1]["content"] = result.text
         pairs.append((message, result.text))
         yield (chat, pairs, _render.citations(result), _render.sources(result),
-               notice + _render.stats(result))
+               notice + result.timing_line())
 
     def upload(self, files: list[str], index: str, progress=None) -> tuple[str, str]:
         """Save and ingest uploaded files; returns (status, document list) markdown."""
         from ingest import ingest
+        from retrieval.store import validate_name
 
         if not files:
             return "Choose files to upload first.", self.documents(index)
         if not self._ingest_lock.acquire(blocking=False):
             return "Another upload is being ingested — try again when it finishes.", self.documents(index)
         try:
-            folder = home() / "uploads" / _index_folder(index)
+            folder = home() / "uploads" / validate_name(index)
             saved, rejected = save_uploads(files, folder, self.config.ui.max_upload_mb)
             report = None
             if saved:
@@ -132,18 +131,6 @@ class ChatBackend:
         except RagqaError:
             return f"Index **{index}** holds no documents yet: upload some."
         return _render.documents(index, manifest)
-
-
-def _index_folder(index: str) -> str:
-    from retrieval.store import validate_name
-
-    return validate_name(index)
-
-
-def _load_embedder(config: Config):
-    from retrieval.embed import load_embedder
-
-    return load_embedder(config.embedder)
 
 
 def build_app(backend: ChatBackend | None = None, index: str = "default"):
