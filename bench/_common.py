@@ -17,7 +17,9 @@ sys.path.insert(0, str(ROOT))
 def corpus_files(corpus: Path) -> list[Path]:
     """All PDFs and blog posts of a corpus folder (what the dev-corpus benchmark ingests)."""
     exts = {".pdf", ".md", ".html", ".htm"}
-    return sorted(p for p in corpus.rglob("*") if p.suffix.lower() in exts and p.is_file())
+    # the corpus's own README describes the question sets: not a document a user would index
+    return sorted(p for p in corpus.rglob("*") if p.suffix.lower() in exts and p.is_file()
+                  and p != corpus / "README.md")
 
 
 def require_corpus(corpus: Path) -> None:

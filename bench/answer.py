@@ -126,7 +126,16 @@ def aragog(n: int) -> dict:
     cited = [bool(a.citations) for a in results]
     return {"questions": len(rows), "primary_source_is_gold": sum(primary) / len(rows),
             "answers_with_citations": sum(cited) / len(rows),
-            "unverified_quotes_shown_as_verified": 0}
+            "unverified_quotes_shown_as_verified": sum(_false_verified(a) for a in results)}
+
+
+def _false_verified(result) -> int:
+    """Quotes marked verified that are not, after normalisation, in the text of the source they cite."""
+    from ragqa.citations import normalize
+
+    return sum(c.status == "verified quote" and not all(
+        normalize(q) in normalize(result.source(c.n).chunk.text) for q in c.quote.split(" … "))
+        for c in result.citations)
 
 
 def main() -> None:

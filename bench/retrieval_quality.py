@@ -1,9 +1,11 @@
-"""Retrieval quality on ARAGOG dev: doc-hit@1, doc-hit@5 and MRR for dense, BM25 and hybrid.
+"""Retrieval quality over the whole dev corpus: doc-hit@1, doc-hit@5 and MRR for dense, BM25 and hybrid.
 
-    python bench/retrieval_quality.py [--qa ../shared/evalcorpus/aragog/aragog_dev_qa.jsonl]
+    python bench/retrieval_quality.py [--qa FILE ...] [--corpus ../shared/evalcorpus] [--index bench-dev]
 
-Gold document = the question's ``source_pdf``. The PDFs are looked up by name anywhere under the
-QA file's corpus folder and ingested into the index ``bench-aragog`` (incremental: only once).
+Every PDF and blog post of the corpus is ingested (incremental: only once), distractors included,
+so a question about bert.pdf competes with 42 other documents, as a user's library would. Gold
+document = the question's ``source_pdf``. Default question sets: ARAGOG dev, the red-teaming
+questions and the LlamaIndex rag-dataset questions on llama.pdf.
 """
 from __future__ import annotations
 
@@ -13,29 +15,39 @@ import os
 from pathlib import Path
 
 import numpy as np
-from _common import EVALCORPUS, table, write_result
+from _common import EVALCORPUS, corpus_files, table, write_result
+
+QA_SETS = ["aragog_dev_qa.jsonl", "aragog_dev_redteaming_qa.jsonl", "aragog_dev_llama_ragdataset_gpt35.jsonl"]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--qa", type=Path, default=EVALCORPUS / "aragog" / "aragog_dev_qa.jsonl")
+    ap.add_argument("--qa", type=Path, nargs="+", default=[EVALCORPUS / "aragog" / n for n in QA_SETS])
     ap.add_argument("--corpus", type=Path, default=EVALCORPUS)
-    ap.add_argument("--index", default="bench-aragog")
+    ap.add_argument("--index", default="bench-dev")
     args = ap.parse_args()
-    if not args.qa.exists():
-        raise SystemExit(f"{args.qa}: QA file absent — pass --qa FILE (ARAGOG jsonl with question and source_pdf)")
+    for qa in args.qa:
+        if not qa.exists():
+            raise SystemExit(f"{qa}: QA file absent — pass --qa FILE (ARAGOG jsonl with question and source_pdf)")
     os.environ.setdefault("RAGQA_HOME", str(Path(__file__).resolve().parents[1]))
     from ingest import ingest
     from retrieval import Retriever
     from retrieval.embed import load_embedder
     from retrieval.store import IndexStore
 
-    rows = [json.loads(line) for line in args.qa.open() if line.strip()]
-    wanted = {r["source_pdf"] for r in rows}
-    pdfs = [p for p in args.corpus.rglob("*.pdf") if p.name in wanted]
     embedder = load_embedder()
-    ingest(pdfs, index=args.index, embedder=embedder)
+    ingest(corpus_files(args.corpus), index=args.index, embedder=embedder)
     retriever = Retriever(IndexStore.open(args.index), embedder)
+    results = []
+    for qa in args.qa:
+        results += evaluate(retriever, qa)
+    table(results)
+    write_result("retrieval_quality", {"corpus": str(args.corpus), "documents": len(retriever.store.manifest.docs),
+                                       "chunks": len(retriever.store.chunks), "results": results})
+
+
+def evaluate(retriever, qa: Path) -> list[dict]:
+    rows = [json.loads(line) for line in qa.open() if line.strip()]
     results = []
     for mode in ("dense", "bm25", "hybrid"):
         ranks = []
@@ -44,10 +56,9 @@ def main() -> None:
             docs = list(dict.fromkeys(names))
             ranks.append(docs.index(r["source_pdf"]) + 1 if r["source_pdf"] in docs else None)
         hit = lambda k: float(np.mean([x is not None and x <= k for x in ranks]))  # noqa: E731
-        results.append({"mode": mode, "questions": len(rows), "doc_hit@1": hit(1), "doc_hit@5": hit(5),
-                        "mrr": float(np.mean([1 / x if x else 0.0 for x in ranks]))})
-    table(results)
-    write_result("retrieval_quality", {"qa": str(args.qa), "results": results})
+        results.append({"qa": qa.stem, "mode": mode, "questions": len(rows), "doc_hit@1": hit(1),
+                        "doc_hit@5": hit(5), "mrr": float(np.mean([1 / x if x else 0.0 for x in ranks]))})
+    return results
 
 
 if __name__ == "__main__":

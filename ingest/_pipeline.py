@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 
 from ingest import _clean, _readers
 from ingest._chunk import chunk_document, embed_text
-from ragqa.config import Config, load_config
+from ragqa.config import Config
 from ragqa.errors import IndexNotFound, SkippedFile
 from retrieval.store import IndexStore, WriteLock
 
@@ -36,6 +36,14 @@ class IngestReport:
 
 
 @dataclass
+class _Plan:
+    read: list  # (path, doc_id) of files whose content is new
+    new_files: dict  # the file map after this run: path -> sha256, size, mtime_ns, doc_id
+    drop: set  # doc ids whose only file changed content
+    files_changed: bool  # the file map differs (a touched or renamed file needs a commit too)
+
+
+@dataclass
 class _Parsed:
     path: str
     record: dict
@@ -53,16 +61,16 @@ def ingest(paths: list[str | Path], index: str = "default", config: Config | Non
     """
     from retrieval.embed import load_embedder
 
-    config = config or load_config()
+    config = config or Config()
     report = IngestReport(index)
     files, report.skipped = _readers.discover([Path(p) for p in paths])
     embedder = embedder or load_embedder(config.embedder)
     with WriteLock(index):
         store = _open_or_create(index, embedder, config)
         plan = _plan(store, files, report)
-        parsed = _parse_all(plan["read"], store, config, embedder, report, progress)
+        parsed = _parse_all(plan.read, store, config, embedder, report, progress)
         store = _update(store, plan, parsed, embedder, report, progress)
-        if plan["read"] or plan["drop"] or plan["files_changed"]:
+        if plan.read or plan.drop or plan.files_changed:
             t = time.perf_counter()
             store.commit(before_flip=before_flip)
             report.seconds["write"] = time.perf_counter() - t
@@ -88,7 +96,7 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _plan(store: IndexStore, files: list[Path], report: IngestReport) -> dict:
+def _plan(store: IndexStore, files: list[Path], report: IngestReport) -> _Plan:
     """Sort files into unchanged / aliased / to read, using size+mtime before hashing."""
     old_files = store.manifest.files
     new_files = dict(old_files)
@@ -115,9 +123,8 @@ def _plan(store: IndexStore, files: list[Path], report: IngestReport) -> dict:
             read.append((path, doc_id))
         sha_of_new[key] = doc_id
         new_files[key] = entry
-    return {"read": read, "new_files": new_files, "files_changed": new_files != old_files,
-            "drop": {old_files[k]["doc_id"] for k in sha_of_new if k in old_files
-                     and old_files[k]["doc_id"] != sha_of_new[k]}}
+    drop = {old_files[k]["doc_id"] for k in sha_of_new if k in old_files and old_files[k]["doc_id"] != sha_of_new[k]}
+    return _Plan(read, new_files, drop, new_files != old_files)
 
 
 def _parse_all(paths, store, config, embedder, report, progress) -> list[_Parsed]:
@@ -151,14 +158,14 @@ def _chunk(path: Path, doc_id: str, raw, pages: list[str], store: IndexStore, em
     return _Parsed(str(path), record, pages, chunks)
 
 
-def _update(store: IndexStore, plan: dict, parsed: list[_Parsed], embedder, report, progress) -> IndexStore:
+def _update(store: IndexStore, plan: _Plan, parsed: list[_Parsed], embedder, report, progress) -> IndexStore:
     ok_paths = {p.path for p in parsed}
-    failed = {str(p) for p, _ in plan["read"]} - ok_paths
-    files = {k: v for k, v in plan["new_files"].items() if k not in failed}
+    failed = {str(p) for p, _ in plan.read} - ok_paths
+    files = {k: v for k, v in plan.new_files.items() if k not in failed}
     for key in failed:  # a file that now fails keeps its previous version, if any
         if key in store.manifest.files:
             files[key] = store.manifest.files[key]
-    drop = {d for d in plan["drop"] if not any(v["doc_id"] == d for v in files.values())}
+    drop = {d for d in plan.drop if not any(v["doc_id"] == d for v in files.values())}
     texts = [embed_text(c.title, c.section, c.text) for p in parsed for c in p.chunks]
     t = time.perf_counter()
     vectors = embedder.embed_batch(texts, progress=progress) if texts else None

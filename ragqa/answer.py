@@ -14,31 +14,12 @@ from typing import Iterator
 from ragqa.citations import Citation, Evidence, check_citations, find_evidence
 from ragqa.config import AnswerConfig
 from ragqa.errors import RagqaError
-from retrieval.terms import split_sentences
+from ragqa.generators import BatchGenerator
+from retrieval.context import ABSTAIN, Source, best_sentences, build_messages, fit_sources
 
-# short on purpose: with a longer instruction SmolLM2-135M drifted off the sources (measured on
-# the user guide); larger models follow it just as well
-SYSTEM_RAG = "Answer using only the sources. Cite sources as [1], [2]. Quote exact words in double quotes."
-SYSTEM_BARE = "You answer questions about research papers and technical topics accurately and concisely."
-ABSTAIN = "I could not find this in the indexed documents."
-_HEADING = re.compile(r"^#{1,6}\s+[^\n]*\n?", re.MULTILINE)
 _FOLLOW_UP = re.compile(r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|the former|"
                         r"the latter|the same|above|previous|earlier)\b|^(and|but|also|what about|how about|why)\b",
                         re.IGNORECASE)
-
-
-@dataclass
-class Source:
-    n: int  # the number the prompt and citations use
-    chunk: object  # retrieval.store.Chunk
-    text: str  # what the prompt showed (the passage, possibly cut to the budget)
-    score: float = 0.0  # retrieval score (RRF in hybrid mode)
-    dense: float | None = None  # cosine similarity to the retrieval query
-    term: str = ""  # for background sources: the specialized term it explains
-
-    @property
-    def label(self) -> str:
-        return self.chunk.location
 
 
 @dataclass
@@ -50,6 +31,7 @@ class Answer:
     evidence: list[Evidence] = field(default_factory=list)
     terms: list[dict] = field(default_factory=list)  # {term, kind, source} for each term detected
     abstained: bool = False
+    lead: str = ""  # the quoted source sentence the answer opens with (answer.lead_quote)
     retrieval: bool = True
     query: str = ""  # what retrieval searched for (the question, or its follow-up rewrite)
     model: str = ""
@@ -118,6 +100,8 @@ def stream_answer(question: str, generator, retriever=None, config: AnswerConfig
     if messages is None:  # abstained: nothing to generate
         yield result.text
     else:
+        if result.lead:  # known before the model runs: the reader sees the evidence at once
+            yield result.lead + "\n\n"
         yield from _generate(result, generator, messages)
     yield finish(result)
 
@@ -133,21 +117,31 @@ def prepare(question: str, generator, retriever=None, config: AnswerConfig | Non
     if result.retrieval:
         result.query = retrieval_query(question, history, config.history_turns)
         hits = retriever.search(result.query, k=k or config.k, doc=doc)
-        result.sources = _fit_sources(hits, generator, config.context_tokens)
+        result.sources = fit_sources(hits, generator, config.context_tokens)
         best = max((h.dense for h in hits if h.dense is not None), default=-1.0)
         if best < config.abstain_below:
             result.timings["retrieval_ms"] = round(1000 * (time.perf_counter() - started), 1)
             _abstain(result)
             return result, None
         _add_background(result, retriever, generator, config)
+        if config.lead_quote:
+            result.lead = lead_quote(question, result.sources, retriever.embedder)
     result.timings["retrieval_ms"] = round(1000 * (time.perf_counter() - started), 1)
     messages = build_messages(question, result.sources, history, config.history_turns, result.retrieval)
     result.timings["prompt_tokens"] = generator.count_tokens("\n".join(m["content"] for m in messages))
     return result, messages
 
 
+def lead_quote(question: str, sources: list[Source], embedder) -> str:
+    """The retrieved sentence closest to the question, quoted and cited: what the answer rests on."""
+    best = best_sentences(question, sources, embedder, 1)
+    return f'"{best[0][1]}" [{best[0][0]}]' if best else ""
+
+
 def finish(result: Answer) -> Answer:
-    """Check the generated text's citations and attach evidence."""
+    """Prefix the lead quote, check the text's citations and attach evidence."""
+    if result.lead and not result.text.startswith(result.lead):
+        result.text = f"{result.lead}\n\n{result.text}".strip()
     if not result.abstained:
         full = {s.n: s.chunk.text for s in result.sources}
         result.citations = check_citations(result.text, full)
@@ -175,7 +169,7 @@ def answer_batch(questions: list[str], generator, retriever=None, batch_size: in
     for start in range(0, len(todo), batch_size):
         part = todo[start:start + batch_size]
         began = time.perf_counter()
-        if hasattr(generator, "generate_batch"):
+        if isinstance(generator, BatchGenerator):
             texts = generator.generate_batch([m for _, m in part])
         else:
             texts = ["".join(generator.generate(m)) for _, m in part]
@@ -193,41 +187,6 @@ def _abstain(result: Answer) -> None:
     result.text = ABSTAIN + (f" Closest sources: {closest}." if closest else " The index holds no passages.")
 
 
-def _fit_sources(hits, generator, budget: int) -> list[Source]:
-    """Retrieved passages in rank order, the last one cut at a sentence to fit ``budget`` tokens."""
-    sources, used = [], 0
-    for hit in hits:
-        text = prompt_text(hit.chunk.text)
-        tokens = generator.count_tokens(text)
-        if used + tokens > budget:
-            text = _cut(text, budget - used, generator)
-            if not text:
-                break
-            tokens = generator.count_tokens(text)
-        sources.append(Source(len(sources) + 1, hit.chunk, text, hit.score, hit.dense))
-        used += tokens
-    return sources
-
-
-def prompt_text(text: str) -> str:
-    """A passage as the model sees it: one line, without Markdown heading marks (the section is
-    in the source header already, and small models copied the '##' lines into their answers)."""
-    return " ".join(_HEADING.sub("", text).split())
-
-
-def _cut(text: str, budget: int, generator) -> str:
-    """The longest run of whole sentences from the start of ``text`` within ``budget`` tokens."""
-    if budget < 24:
-        return ""
-    out = ""
-    for part in split_sentences(text):
-        candidate = f"{out} {part}".strip()
-        if generator.count_tokens(candidate) > budget:
-            break
-        out = candidate
-    return out
-
-
 def _add_background(result: Answer, retriever, generator, config: AnswerConfig) -> None:
     from retrieval.terms import background, find_terms
 
@@ -241,22 +200,6 @@ def _add_background(result: Answer, retriever, generator, config: AnswerConfig) 
             n = len(result.sources) + 1
             result.sources.append(Source(n, b.chunk, b.text, term=term.text))
         result.terms.append({"term": term.text, "kind": term.kind, "source": n, "corpus_df": term.corpus_df})
-
-
-def build_messages(question: str, sources: list[Source], history: list[tuple[str, str]],
-                   turns: int, use_retrieval: bool) -> list[dict]:
-    """System prompt, recent turns, then the sources block and the question."""
-    messages = [{"role": "system", "content": SYSTEM_RAG if use_retrieval else SYSTEM_BARE}]
-    for q, a in history[-turns:] if turns > 0 else []:
-        messages += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
-    if not use_retrieval:
-        return messages + [{"role": "user", "content": question}]
-    retrieved = [s for s in sources if not s.term]
-    blocks = ["Sources:"] + [f"[{s.n}] {s.chunk.title} ({s.label})\n{s.text}" for s in retrieved]
-    if terms := [s for s in sources if s.term]:
-        blocks += ["Background on terms in the question:"]
-        blocks += [f"[{s.n}] {s.term} ({s.label})\n{s.text}" for s in terms]
-    return messages + [{"role": "user", "content": "\n\n".join(blocks) + f"\n\nQuestion: {question}"}]
 
 
 def _generate(result: Answer, generator, messages: list[dict]) -> Iterator[str]:

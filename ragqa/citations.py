@@ -12,8 +12,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from retrieval.terms import STOPWORDS
-from retrieval.terms import split_sentences as sentences
+from ragqa.text import STOPWORDS
+from ragqa.text import split_sentences as sentences
 
 _MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _QUOTE = re.compile(r"[\"“”]([^\"“”]{12,400}?)[\"“”]")
@@ -71,8 +71,12 @@ def check_citations(answer: str, sources: dict[int, str]) -> list[Citation]:
     words = {n: content_words(t) for n, t in sources.items()}
     out = []
     for sentence in sentences(answer):
-        quotes = [q.strip() for q in _QUOTE.findall(sentence)]
+        start = 0
         for marker in _MARKER.finditer(sentence):
+            # a marker vouches for the quotes written since the previous marker:
+            # 'BERT uses "X" [1] while LoRA "Y" [2]' checks X against [1] and Y against [2]
+            quotes = [q.strip() for q in _QUOTE.findall(sentence[start:marker.start()])]
+            start = marker.end()
             for n in (int(x) for x in re.split(r"[,;]", marker.group(1))):
                 out.append(_check(n, sentence, quotes, normalized, words))
     return out
@@ -82,12 +86,13 @@ def _check(n: int, sentence: str, quotes: list[str], normalized: dict, words: di
     claim = _MARKER.sub("", sentence)
     if n not in normalized:
         return Citation(n, "no such source", sentence=claim)
-    for quote in quotes:
-        q = normalize(quote)
-        if q in normalized[n]:
-            return Citation(n, "verified quote", quote, claim)
+    if quotes:
+        missing = [q for q in quotes if normalize(q) not in normalized[n]]
+        if not missing:
+            return Citation(n, "verified quote", " … ".join(quotes), claim)
+        q = normalize(missing[0])
         found = next((m for m, t in normalized.items() if q in t), None)
-        return Citation(n, "quote not found", quote, claim, found_in=found)
+        return Citation(n, "quote not found", missing[0], claim, found_in=found)
     supported = overlap(claim, words[n]) >= SUPPORT_OVERLAP
     return Citation(n, "supported" if supported else "unsupported", sentence=claim)
 
@@ -124,6 +129,33 @@ def for_display(citations: list[Citation]) -> tuple[list[Citation], str]:
             seen.add(key)
             shown.append(c)
     return shown, _ranges(sorted(set(unknown)))
+
+
+# how each status reads beside its citation, in the terminal and in the browser alike
+STATUS_TEXT = {"verified quote": "verified quote", "supported": "supported by the passage",
+               "quote not found": "FLAGGED: quote not found in this source",
+               "unsupported": "FLAGGED: not supported by this source", "no such source": "FLAGGED: no such source"}
+
+
+def report_lines(citations: list[Citation], label) -> list[tuple[str, bool]]:
+    """The citation report as plain lines, each with whether it is sound; the CLI and the chat render
+    these. ``label(n)`` names source ``n`` (None when there is no such source)."""
+    shown, unknown = for_display(citations)
+    lines = []
+    for c in shown:
+        quote = f' — "{_clip(c.quote, 200)}"' if c.quote else ""
+        extra = f" (the quote is in [{c.found_in}])" if c.found_in else ""
+        lines.append((f"[{c.n}] {label(c.n) or 'not among the sources'}{quote} · {STATUS_TEXT[c.status]}{extra}", c.ok))
+    if unknown:
+        lines.append((f"{unknown} · FLAGGED: no such source (the answer cites sources that were not given)", False))
+    if not citations:
+        lines.append(("the answer cites no source", False))
+    return lines
+
+
+def _clip(text: str, n: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def _ranges(numbers: list[int]) -> str:

@@ -1,4 +1,5 @@
-"""The ``ragqa`` command: thin front doors to ingest(), search and index management."""
+"""The ``ragqa`` command: thin front doors to ingest, search, answering, the chat, evaluation and
+index management. Each command parses its flags into a config, calls one function and prints."""
 from __future__ import annotations
 
 import functools
@@ -12,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ragqa.errors import RagqaError
 
@@ -193,22 +195,10 @@ def _print_answer(stream, as_json: bool):
     for s in result.sources:
         what = f'background for "{s.term}"' if s.term else (s.chunk.section or s.chunk.title)
         out.print(f"[dim]source [{s.n}] {s.label} — {what}[/dim]", highlight=False, soft_wrap=True)
-    if not result.citations:
-        out.print("[yellow]the answer cites no source[/yellow]; evidence below is matched by word overlap",
-                  highlight=False)
-    from ragqa.citations import for_display
+    from ragqa.citations import report_lines
 
-    shown, unknown = for_display(result.citations)
-    for c in shown:
-        src = result.source(c.n)
-        where = src.label if src else "not among the sources"
-        mark = {"verified quote": "[green]verified quote[/green]", "supported": "[green]supported[/green]"}.get(
-            c.status, f"[red]{c.status}[/red]" + (f" (the quote is in [{c.found_in}])" if c.found_in else ""))
-        quote = f' — "{c.quote}"' if c.quote else ""
-        out.print(f"[bold][{c.n}][/bold] {where}{quote}  {mark}", highlight=False, soft_wrap=True)
-    if unknown:
-        out.print(f"{escape(unknown)} [red]no such source[/red] (the answer cites sources that were not given)",
-                  highlight=False)
+    for text, ok in report_lines(result.citations, lambda n: (s := result.source(n)) and s.label):
+        out.print(Text(text, style="green" if ok else "red"), soft_wrap=True)
     for e in result.evidence:
         out.print(f"[dim]evidence for \"{e.sentence[:80]}\": [{e.source}] {result.source(e.source).label} — "
                   f"\"{e.text[:200]}\"[/dim]", highlight=False, soft_wrap=True)

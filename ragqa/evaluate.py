@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ragqa import metrics as M
 from ragqa.config import Config, GeneratorConfig
+from ragqa.generators import ScoringGenerator
 from ragqa.qa_formats import QAItem, load_qa
 
 ANSWER_METRICS = ("f1", "em", "rouge_l", "bleu", "meteor", "semantic_sim")
@@ -20,9 +21,12 @@ RETRIEVAL_METRICS = ("doc_hit", "mrr")
 _MARKERS = re.compile(r"\s*\[\d+(?:\s*[,;]\s*\d+)*\]")
 
 
+COPY = "copy-one-sentence"  # the yardstick arm: the retrieved sentence closest to the question, no model
+
+
 @dataclass
 class Arm:
-    model: str  # 'base' or an adapter folder
+    model: str  # 'base', an adapter folder, or COPY
     retrieval: bool
 
     @property
@@ -32,7 +36,10 @@ class Arm:
 
 def arms(config: Config) -> list[Arm]:
     models = [m.strip() for m in config.eval.models.split(",") if m.strip()]
-    return [Arm(m, r == "on") for m in models for r in config.eval.retrieval.split(",")]
+    out = [Arm(m, r == "on") for m in models for r in config.eval.retrieval.split(",")]
+    if config.eval.yardstick and "on" in config.eval.retrieval.split(","):
+        out.append(Arm(COPY, True))
+    return out
 
 
 def evaluate(qa_path, index: str, out: str | Path, config: Config, generator_factory=None, embedder=None,
@@ -49,14 +56,14 @@ def evaluate(qa_path, index: str, out: str | Path, config: Config, generator_fac
     retriever = open_retriever(index, config, embedder) if any(a.retrieval for a in arms(config)) else None
     missing = _missing_docs(items, retriever)
     factory = generator_factory or _default_factory
-    meteor_skip = M.meteor_available()
+    meteor_skip = M.meteor_unavailable_reason()
     rows = []
     for arm in arms(config):
-        generator = factory(_generator_config(config, arm))
+        generator = None if arm.model == COPY else factory(_generator_config(config, arm))
         with tqdm(total=len(items), desc=arm.name, disable=not progress) as bar:
             for start in range(0, len(items), 32):
                 part = items[start:start + 32]
-                rows += _run_batch(part, arm, generator, retriever, config, embedder, meteor_skip)
+                rows += _run_batch(part, arm, generator, retriever, config, embedder, meteor_skip, missing)
                 bar.update(len(part))
     summary = summarize(rows, arms(config), config)
     summary.update(questions=len(items), problems=problems, missing_docs=missing, index=index,
@@ -79,20 +86,56 @@ def _generator_config(config: Config, arm: Arm) -> GeneratorConfig:
 
 
 def _missing_docs(items: list[QAItem], retriever) -> list[str]:
+    """Gold documents the index lacks, matched as retrieval matches them (id, file name, stem, title)."""
+    from ragqa.errors import IndexNotFound
+
     if retriever is None:
         return []
-    names = {Path(p).name for d in retriever.store.manifest.docs.values() for p in d["paths"]}
-    names |= set(retriever.store.manifest.docs)
-    return sorted({it.doc for it in items if it.doc and it.doc not in names})
+    missing = set()
+    for doc in {it.doc for it in items if it.doc}:
+        try:
+            retriever.store.find_doc(doc)
+        except IndexNotFound:
+            missing.add(doc)
+    return sorted(missing)
 
 
-def _run_batch(items: list[QAItem], arm: Arm, generator, retriever, config: Config, embedder, meteor_skip) -> list[dict]:
+def _run_batch(items: list[QAItem], arm: Arm, generator, retriever, config: Config, embedder, meteor_skip,
+               missing: list[str] = ()) -> list[dict]:
+    """One batch of questions through one arm. A question scoped to a document the index lacks is
+    not answered unscoped: its row carries an error and counts as a failure of the arm."""
     from ragqa.answer import answer_batch
 
-    results = answer_batch([it.question for it in items], generator, retriever if arm.retrieval else None,
-                           config=config.answer, use_retrieval=arm.retrieval,
-                           docs=[it.doc if it.scoped else None for it in items])
-    return [_row(item, arm, result, generator, config, embedder, meteor_skip) for item, result in zip(items, results)]
+    todo = [it for it in items if not (arm.retrieval and it.scoped and it.doc in missing)]
+    if arm.model == COPY:
+        results = [copy_sentence(it.question, retriever, embedder, config.answer.k, _scope(it)) for it in todo]
+    else:
+        results = answer_batch([it.question for it in todo], generator, retriever if arm.retrieval else None,
+                               config=config.answer, use_retrieval=arm.retrieval, docs=[_scope(it) for it in todo])
+    done = {id(it): r for it, r in zip(todo, results)}
+    return [_row(it, arm, done[id(it)], generator, config, embedder, meteor_skip) if id(it) in done
+            else _missing_row(it, arm) for it in items]
+
+
+def _scope(item: QAItem) -> str | None:
+    return item.doc if item.scoped else None
+
+
+def _missing_row(item: QAItem, arm: Arm) -> dict:
+    return {"arm": arm.name, "id": item.id, "question": item.question, "gold": item.answers, "doc": item.doc,
+            "answer": "", "abstained": True, "retrieved": [], "timings": {}, "correct": False, "f1": 0.0,
+            "error": f"document {item.doc!r} is not in the index: the question is scoped to it"}
+
+
+def copy_sentence(question: str, retriever, embedder, k: int, doc: str | None = None):
+    """The yardstick: the sentence of the top-``k`` passages closest to the question, copied verbatim."""
+    from ragqa.answer import Answer
+    from retrieval.context import Source, best_sentences, prompt_text
+
+    hits = retriever.search(question, k=k, doc=doc)
+    sources = [Source(n, h.chunk, prompt_text(h.chunk.text), h.score, h.dense) for n, h in enumerate(hits, 1)]
+    best = best_sentences(question, sources, embedder, 1)
+    return Answer(question, best[0][1] if best else "", sources=sources, model=COPY)
 
 
 def _row(item: QAItem, arm: Arm, result, generator, config: Config, embedder, meteor_skip) -> dict:
@@ -102,7 +145,7 @@ def _row(item: QAItem, arm: Arm, result, generator, config: Config, embedder, me
     row.update(score(item, result.text, embedder, meteor_skip is None))
     if arm.retrieval and item.doc:
         row.update(doc_hit=M.doc_hit(retrieved, item.doc, config.answer.k), mrr=M.reciprocal_rank(retrieved, item.doc))
-    if item.choices and hasattr(generator, "loglik"):
+    if item.choices and isinstance(generator, ScoringGenerator):
         row["mc_correct"] = float(_choose(item, generator, result) == item.gold_choice)
     row["correct"] = row.get("f1") is not None and row["f1"] >= config.eval.correct_f1
     return row
@@ -112,6 +155,8 @@ def score(item: QAItem, prediction: str, embedder, with_meteor: bool) -> dict:
     """Answer metrics against the best-matching gold answer (None without gold answers)."""
     golds, lang = item.answers, item.lang
     prediction = _MARKERS.sub("", prediction).strip()  # citation markers are not part of the answer
+    if item.kind == "yes_no":  # QASPER's protocol: the yes or no the answer gives, by exact match
+        prediction = M.yes_no(prediction)
     out = {"f1": M.best(M.token_f1, prediction, golds, lang), "em": M.best(M.exact_match, prediction, golds, lang),
            "rouge_l": M.best(M.rouge_l, prediction, golds, lang), "bleu": M.best(M.bleu, prediction, golds, lang),
            "meteor": M.best(M.meteor, prediction, golds, lang) if with_meteor and lang == "en" else None,
@@ -124,7 +169,7 @@ def score(item: QAItem, prediction: str, embedder, with_meteor: bool) -> dict:
 
 def _choose(item: QAItem, generator, result) -> int:
     """Multiple choice by log-likelihood: the option the model finds most probable after the prompt."""
-    from ragqa.answer import build_messages
+    from retrieval.context import build_messages
 
     messages = build_messages(item.question, result.sources, [], 0, result.retrieval)
     scores = [generator.loglik(messages, choice) for choice in item.choices]
@@ -162,10 +207,13 @@ def summarize(rows: list[dict], arm_list: list[Arm], config: Config) -> dict:
 
 
 def _comparisons(rows: list[dict], arm_list: list[Arm], config: Config) -> list[dict]:
-    """Retrieval on vs off for each model, and each tuned model vs base with the same retrieval."""
-    pairs = [(a, b) for a in arm_list for b in arm_list
+    """Retrieval on vs off for each model, each tuned model vs base with the same retrieval, and every
+    model with retrieval vs the copy-one-sentence yardstick."""
+    models = [a for a in arm_list if a.model != COPY]
+    pairs = [(a, b) for a in models for b in models
              if (a.model == b.model and a.retrieval and not b.retrieval)
              or (a.retrieval == b.retrieval and a.model != "base" and b.model == "base")]
+    pairs += [(a, b) for a in models for b in arm_list if a.retrieval and b.model == COPY]
     out = []
     for a, b in pairs:
         ra = {r["id"]: r for r in rows if r["arm"] == a.name}

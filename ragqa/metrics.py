@@ -41,6 +41,13 @@ def token_f1(prediction: str, gold: str, lang: str = "en") -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def yes_no(answer: str) -> str:
+    """'Yes' or 'No' when the answer opens with one (after any leading quote), else the answer itself."""
+    body = re.sub(r'^\s*"[^"]*"\s*(\[\d+\])?\s*', "", answer)  # a lead quote is evidence, not the verdict
+    match = re.match(r"\W*(yes|no)\b", body, re.IGNORECASE)
+    return match.group(1).capitalize() if match else answer
+
+
 def exact_match(prediction: str, gold: str, lang: str = "en") -> float:
     return float(tokens(prediction, lang) == tokens(gold, lang))
 
@@ -71,7 +78,7 @@ def bleu(prediction: str, gold: str, lang: str = "en") -> float:
     return sacrebleu.sentence_bleu(prediction, [gold], tokenize="zh" if lang == "zh" else "13a").score / 100
 
 
-def meteor_available() -> str | None:
+def meteor_unavailable_reason() -> str | None:
     """None when METEOR can run, else why not."""
     try:
         from nltk.corpus import wordnet
@@ -98,7 +105,8 @@ def reciprocal_rank(retrieved: list[str], gold: str) -> float:
 
 def _same_doc(retrieved: str, gold: str) -> bool:
     """A retrieved source path/id matches a gold file name or doc id."""
-    return bool(gold) and (retrieved == gold or retrieved.endswith("/" + gold) or retrieved.split("/")[-1] == gold)
+    name = retrieved.split("/")[-1]
+    return bool(gold) and (retrieved == gold or name == gold or name.rsplit(".", 1)[0] == gold)
 
 
 def bootstrap_ci(values, n: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:

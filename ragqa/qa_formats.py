@@ -25,10 +25,7 @@ class QAItem:
     choices: list[str] = field(default_factory=list)  # multiple choice options
     gold_choice: int | None = None
     lang: str = "en"  # 'zh' switches F1/EM to characters
-
-    @property
-    def long_form(self) -> bool:
-        return any(len(a.split()) > 12 for a in self.answers)
+    kind: str = ""  # QASPER's answer_type: 'yes_no' items are scored on the answer's yes or no
 
 
 def load_qa(path: str | Path) -> tuple[list[QAItem], list[str]]:
@@ -80,6 +77,7 @@ def _from_record(rec: dict, default_id: str) -> list[QAItem]:
         gold = rec.get("answer_index", rec.get("label"))
         item.gold_choice = int(gold) if gold is not None else item.choices.index(item.answers[0])
     item.lang = "zh" if _CJK.search(question) else "en"
+    item.kind = str(rec.get("answer_type") or "")
     return [item]
 
 

@@ -1,7 +1,6 @@
 """Crash-safe file writes: temp file, fsync, rename; then fsync the directory."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -23,10 +22,6 @@ def write_bytes(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     fsync_dir(path.parent)
-
-
-def write_json(path: Path, obj) -> None:
-    write_bytes(path, json.dumps(obj, ensure_ascii=False, indent=1).encode())
 
 
 def fsync_tree(path: Path) -> None:

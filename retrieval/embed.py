@@ -21,11 +21,14 @@ class Embedder(Protocol):
     dim: int
     max_tokens: int  # longest input, special tokens included
 
-    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit-normalised float32 vectors, one row per text."""
+    def embed_batch(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """Unit-normalised float32 vectors, one row per text (``progress``: show a bar)."""
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens each text takes in the model's own tokenizer, special tokens included."""
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        """Character span of each token of ``text`` (no special tokens): chunks are cut on these."""
 
 
 def packaged_minilm_path() -> Path | None:

@@ -106,9 +106,9 @@ class Retriever:
 def open_retriever(index: str, config=None, embedder=None) -> Retriever:
     """Open index ``index`` with ``embedder`` (default: the configured one, loaded once per process),
     refusing an embedder other than the one the index was built with."""
-    from ragqa.config import load_config
+    from ragqa.config import Config
     from retrieval.embed import load_embedder
 
-    config = config or load_config()
+    config = config or Config()
     embedder = embedder or load_embedder(config.embedder)
     return Retriever(IndexStore.open(index, embedder_id=embedder.id), embedder, config.retrieval)

@@ -15,18 +15,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 
+from ragqa.text import STOPWORDS, split_sentences
+
 RARE_ZIPF = 3.5  # below this Zipf frequency (~3 uses per million words) a word counts as rare
 PHRASE_ZIPF = 4.0  # a multi-word term needs one word below this (masked: 3.65; tasks: 4.23)
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-'][A-Za-z0-9]+)*")
 _ACRONYM = re.compile(r"^(?:[A-Z][A-Za-z0-9]*[A-Z][A-Za-z0-9-]*|[A-Z]+-?[0-9]+[A-Za-z0-9-]*)$")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])|\n\s*")  # line breaks end headings too
-STOPWORDS = frozenset("""a about above after again all also am an and any are as at be because been before
-being below between both but by can could did do does doing down during each few for from further had
-has have having he her here hers him his how i if in into is it its itself just me more most my no nor
-not of off on once only or other our out over own same she should so some such than that the their them
-then there these they this those through to too under until up very was we were what when where which
-while who whom why will with would you your explain describe define mean means meaning compare
-difference differences between use used using paper papers work works does role purpose main""".split())
 
 
 @dataclass
@@ -43,11 +37,6 @@ class Background:
     chunk: object  # retrieval.store.Chunk the excerpt comes from
     text: str  # the defining sentences, cut to the budget
     defines: bool  # the excerpt matches a definition pattern, not just a mention
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences (and heading lines) of ``text``, each on one line; used for excerpts, citations and cuts."""
-    return [" ".join(s.split()) for s in _SENTENCE.split(text) if len(s.strip()) > 1]
 
 
 class Vocabulary:

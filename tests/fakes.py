@@ -120,7 +120,9 @@ class QueueGenerator:
 
     def generate(self, messages, max_new_tokens=None):
         self.prompts.append(messages)
-        reply = self.replies.pop(0) if self.replies else "I do not know."
+        if not self.replies:  # fail loud: a test that asks more than it queued is wrong, not unsure
+            raise AssertionError(f"QueueGenerator ran out of replies after {len(self.prompts) - 1} prompts")
+        reply = self.replies.pop(0)
         words = reply.split(" ")
         for i, word in enumerate(words):
             yield word if i == 0 else " " + word

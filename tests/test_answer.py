@@ -127,8 +127,8 @@ def test_cli_ask_prints_answer_and_checked_citations(corpus, fake_models):
     fake_models.enqueue('It uses "masked language modelling and next sentence prediction" [1]. See [9].')
     result = runner.invoke(app, ["ask", "What are the pre-training tasks of BERT?", "--index", "t"])
     assert result.exit_code == 0, result.output
-    assert '[1] bert.md, p. 1 — "masked language modelling and next sentence prediction"  verified quote' in result.output
-    assert "[9] no such source (the answer cites sources that were not given)" in result.output
+    assert '[1] bert.md, p. 1 — "masked language modelling and next sentence prediction" · verified quote' in result.output
+    assert "[9] · FLAGGED: no such source (the answer cites sources that were not given)" in result.output
     fake_models.enqueue("Masked language modelling [1].")
     result = runner.invoke(app, ["ask", "pre-training tasks of BERT?", "--index", "t", "--json"])
     data = json.loads(result.output)

@@ -18,12 +18,20 @@ GUIDE = Path(__file__).resolve().parents[1] / "ragqa" / "guide"
 
 
 def assert_citations_honest(result):
+    """Each status is true of the text: verified quotes are in their source, flagged ones are not."""
+    from ragqa.citations import SUPPORT_OVERLAP, content_words, overlap
+
     for c in result.citations:
         src = result.source(c.n)
-        if c.status == "verified quote":
-            assert normalize(c.quote) in normalize(src.chunk.text)
+        if c.status == "no such source":
+            assert src is None
+        elif c.status == "verified quote":
+            assert all(normalize(q) in normalize(src.chunk.text) for q in c.quote.split(" … "))
+        elif c.status == "quote not found":
+            assert normalize(c.quote) not in normalize(src.chunk.text)
         else:
-            assert not c.ok or c.status == "supported"
+            supported = overlap(c.sentence, content_words(src.chunk.text)) >= SUPPORT_OVERLAP
+            assert supported == (c.status == "supported")
 
 
 def test_real_answer_on_the_guide_and_a_pdf(tmp_path, real_embedder, real_generator):
@@ -52,6 +60,8 @@ def test_real_follow_up_retrieves_from_the_conversation(tmp_path, real_embedder,
 
 
 @pytest.mark.evalcorpus
+@pytest.mark.xfail(strict=True, reason="issue 10 (answers on real papers): the default model repeats the paper "
+                                       "title instead of naming the pre-training tasks")
 def test_bert_answer_mentions_masked_language_modelling(evalcorpus, real_embedder, real_generator):
     pdfs = sorted(evalcorpus.rglob("*.pdf"))[:12] + sorted(evalcorpus.rglob("bert.pdf"))
     ingest(pdfs, index="ec", embedder=real_embedder, progress=False)

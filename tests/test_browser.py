@@ -9,7 +9,7 @@ from fakes import QueueGenerator, make_paper_pdf
 from ingest import ingest
 from ragqa.config import AnswerConfig, Config
 
-pytestmark = [pytest.mark.integration, pytest.mark.browser]
+pytestmark = pytest.mark.browser  # real browser and server, fake generator and embedder
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 

@@ -64,3 +64,17 @@ def test_display_drops_repeats_and_folds_unknown_numbers():
     shown, unknown = for_display(check_citations(answer, SOURCES))
     assert unknown == "[3]-[5], [7]"
     assert [(c.n, c.status) for c in shown] == [(1, "unsupported"), (2, "unsupported"), (1, "supported")]
+
+
+def test_each_marker_is_checked_against_its_own_quote():
+    answer = ('BERT uses "masked language modelling and next sentence prediction" [1] while LoRA '
+              '"freezes the pretrained weights" [2].')
+    assert [(c.n, c.status, c.quote) for c in check_citations(answer, SOURCES)] == [
+        (1, "verified quote", "masked language modelling and next sentence prediction"),
+        (2, "verified quote", "freezes the pretrained weights")]
+
+
+def test_a_marker_after_two_quotes_needs_both_in_its_source():
+    answer = 'It reads "masked language modelling" and "freezes the pretrained weights" [1].'
+    cite = check_citations(answer, SOURCES)[0]
+    assert (cite.status, cite.quote, cite.found_in) == ("quote not found", "freezes the pretrained weights", 2)

@@ -33,7 +33,8 @@ def test_grid_scores_compares_and_writes_a_report(setup, tmp_path, word_embedder
                          "autoregressively to predict the next token [1]", "the pretrained weights [1]",
                          "a text-to-text transformer",
                          "I think it is a car", "by hand", "nothing", "a text-to-text transformer")
-    config = Config(answer=AnswerConfig(k=2, abstain_below=-1), eval=EvalConfig(retrieval="on,off", bootstrap=200))
+    config = Config(answer=AnswerConfig(k=2, abstain_below=-1),
+                    eval=EvalConfig(retrieval="on,off", bootstrap=200, yardstick=False))
     out = tmp_path / "report"
     summary = evaluate(setup, "ev", out, config, generator_factory=lambda cfg: gen, embedder=word_embedder,
                        progress=False)
@@ -56,7 +57,8 @@ def test_grid_scores_compares_and_writes_a_report(setup, tmp_path, word_embedder
 
 def test_abstention_counts_as_unanswered(setup, tmp_path, word_embedder):
     gen = QueueGenerator("masked language modelling and next sentence prediction [1]")
-    config = Config(answer=AnswerConfig(k=2, abstain_below=0.99), eval=EvalConfig(retrieval="on", limit=2, bootstrap=50))
+    config = Config(answer=AnswerConfig(k=2, abstain_below=0.99),
+                    eval=EvalConfig(retrieval="on", limit=2, bootstrap=50, yardstick=False))
     summary = evaluate(setup, "ev", tmp_path / "r", config, generator_factory=lambda cfg: gen,
                        embedder=word_embedder, progress=False)
     a = summary["arms"]["base · retrieval on"]["abstention"]
@@ -70,3 +72,46 @@ def test_cli_eval_bad_qa_file_is_one_line(tmp_path):
 
     result = CliRunner().invoke(app, ["eval", "--qa", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "r")])
     assert result.exit_code == 1 and "question file not found" in result.output
+
+
+def test_copy_one_sentence_yardstick_is_an_arm_and_compared(setup, tmp_path, word_embedder):
+    gen = QueueGenerator("by hand", "nothing", "a car", "a text-to-text transformer")
+    config = Config(answer=AnswerConfig(k=2, abstain_below=-1), eval=EvalConfig(retrieval="on", bootstrap=50))
+    summary = evaluate(setup, "ev", tmp_path / "r", config, generator_factory=lambda cfg: gen,
+                       embedder=word_embedder, progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "r" / "results.jsonl").open()]
+    copied = {r["id"]: r["answer"] for r in rows if r["arm"] == "copy-one-sentence · retrieval on"}
+    # the sentence closest to the question, copied verbatim from the retrieved passage
+    assert copied["qa-1"] == "BERT is pre-trained with masked language modelling and next sentence prediction."
+    comp = next(c for c in summary["comparisons"] if c["b"] == "copy-one-sentence · retrieval on")
+    assert comp["a"] == "base · retrieval on" and comp["f1"]["diff"] < 0  # the model's wrong answers lose
+
+
+def test_scoped_question_whose_document_is_absent_is_an_error_not_an_unscoped_answer(tmp_path, word_embedder):
+    for name, text in DOCS.items():
+        (tmp_path / name).write_text(text)
+    ingest([tmp_path], index="ev", embedder=word_embedder, progress=False)
+    qa = tmp_path / "qasper.jsonl"
+    qa.write_text("\n".join(json.dumps(q) for q in [
+        {"id": "q1", "doc_id": "bert", "question": "What are the tasks?", "answers": ["masked language modelling"],
+         "answer_type": "free_form"},
+        {"id": "q2", "doc_id": "t5", "question": "What is it?", "answers": ["a text-to-text transformer"],
+         "answer_type": "free_form"}]))
+    gen = QueueGenerator("masked language modelling [1]")
+    config = Config(answer=AnswerConfig(k=2, abstain_below=-1), eval=EvalConfig(retrieval="on", bootstrap=50,
+                                                                                yardstick=False))
+    summary = evaluate(qa, "ev", tmp_path / "r", config, generator_factory=lambda cfg: gen, embedder=word_embedder,
+                       progress=False)
+    rows = {r["id"]: r for r in map(json.loads, (tmp_path / "r" / "results.jsonl").open())}
+    assert summary["missing_docs"] == ["t5"]  # 'bert' matches bert.md by its stem
+    assert rows["q1"]["doc_hit"] == 1.0 and rows["q1"]["f1"] == 1.0 and "error" not in rows["q1"]
+    assert "not in the index" in rows["q2"]["error"] and rows["q2"]["f1"] == 0.0 and len(gen.prompts) == 1
+
+
+def test_yes_no_items_are_scored_on_the_verdict(word_embedder):
+    from ragqa.evaluate import score
+    from ragqa.qa_formats import QAItem
+
+    item = QAItem("q", "Is the lexicon shared?", answers=["Yes"], kind="yes_no")
+    assert score(item, '"The lexicon is built over all the data." [1]\n\nYes, it is shared [1].', word_embedder, False)["em"] == 1
+    assert score(item, "No, each language has its own.", word_embedder, False)["f1"] == 0

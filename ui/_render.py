@@ -3,11 +3,6 @@ from __future__ import annotations
 
 import os
 
-# plain words, not emoji: headless and minimal systems often lack the emoji font
-_MARK = {"verified quote": "**verified quote**", "supported": "**supported** by the passage",
-         "quote not found": "**FLAGGED: quote not found in this source**",
-         "unsupported": "**FLAGGED: not supported by this source**", "no such source": "**FLAGGED: no such source**"}
-
 
 def _clip(text: str, n: int) -> str:
     text = " ".join(text.split())
@@ -17,20 +12,11 @@ def _clip(text: str, n: int) -> str:
 def citations(result) -> str:
     if result.abstained:
         return ""
-    from ragqa.citations import for_display
+    from ragqa.citations import report_lines
 
     lines = ["**Citations**"]
-    shown, unknown = for_display(result.citations)
-    for c in shown:
-        src = result.source(c.n)
-        where = src.label if src else "not among the sources"
-        quote = f' — "{_clip(c.quote, 200)}"' if c.quote else ""
-        extra = f" (the quote is in [{c.found_in}])" if c.found_in else ""
-        lines.append(f"- [{c.n}] {where}{quote} · {_MARK.get(c.status, c.status)}{extra}")
-    if unknown:
-        lines.append(f"- {unknown} · **FLAGGED: no such source** (the answer cites sources that were not given)")
-    if not result.citations:
-        lines.append("- the answer cites no source")
+    for text, ok in report_lines(result.citations, lambda n: (s := result.source(n)) and s.label):
+        lines.append(f"- {text}" if ok else f"- **{text}**")
     if result.evidence:
         lines.append("\n**Evidence** (source sentences matched to the answer by word overlap, not cited by the model)")
         for e in result.evidence:

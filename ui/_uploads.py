@@ -7,7 +7,7 @@ import shutil
 import unicodedata
 from pathlib import Path
 
-ACCEPTED = (".pdf", ".md", ".markdown", ".html", ".htm", ".txt")
+from ingest import SUPPORTED as ACCEPTED  # whatever `ragqa ingest` reads, uploads accept
 
 
 def safe_name(name: str) -> str:

