@@ -127,7 +127,8 @@ def prepare(question: str, generator, retriever=None, config: AnswerConfig | Non
         if config.lead_quote:
             result.lead = lead_quote(question, result.sources, retriever.embedder)
     result.timings["retrieval_ms"] = round(1000 * (time.perf_counter() - started), 1)
-    messages = build_messages(question, result.sources, history, config.history_turns, result.retrieval)
+    messages = build_messages(question, result.sources, history, config.history_turns, result.retrieval,
+                              (config.system if result.retrieval else "") or None, config.yes_no_hint)
     result.timings["prompt_tokens"] = generator.count_tokens("\n".join(m["content"] for m in messages))
     return result, messages
 

@@ -67,10 +67,26 @@ def cut(text: str, budget: int, generator) -> str:
     return out
 
 
+_YES_NO = re.compile(r"^(is|are|was|were|do|does|did|can|could|has|have|had|will|would|should|shall|may|might)\b",
+                     re.IGNORECASE)
+
+
+def is_yes_no(question: str) -> bool:
+    """A judgmental question ("Does the paper report ...?"), answered yes or no first."""
+    return bool(_YES_NO.match(question.strip()))
+
+
 def build_messages(question: str, sources: list[Source], history: list[tuple[str, str]],
-                   turns: int, use_retrieval: bool) -> list[dict]:
-    """System prompt, recent turns, then the sources block and the question."""
-    messages = [{"role": "system", "content": SYSTEM_RAG if use_retrieval else SYSTEM_BARE}]
+                   turns: int, use_retrieval: bool, system: str | None = None,
+                   yes_no_hint: bool = False) -> list[dict]:
+    """System prompt, recent turns, then the sources block and the question.
+
+    ``system`` replaces the default instruction (``answer.system`` in the config); ``yes_no_hint``
+    asks a yes/no question to be answered "Yes" or "No" first.
+    """
+    if yes_no_hint and is_yes_no(question):
+        question += " Answer Yes or No first."
+    messages = [{"role": "system", "content": system or (SYSTEM_RAG if use_retrieval else SYSTEM_BARE)}]
     for q, a in history[-turns:] if turns > 0 else []:
         messages += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
     if not use_retrieval:

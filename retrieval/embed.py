@@ -10,7 +10,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from ragqa.config import DEFAULT_EMBEDDER, EmbedderConfig, default_threads, packaged_file
+from ragqa.config import DEFAULT_EMBEDDER, EmbedderConfig, cpu_has_bf16, default_threads, packaged_file
 from ragqa.errors import ConfigError
 
 
@@ -95,7 +95,10 @@ class SentenceTransformerEmbedder:
     def _autocast(self):
         import torch
 
-        if self.config.precision == "bf16" and self.model.device.type == "cpu":
+        precision = self.config.precision
+        if precision == "auto":
+            precision = "bf16" if cpu_has_bf16() else "fp32"
+        if precision == "bf16" and self.model.device.type == "cpu":
             return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
-from ragqa.config import GeneratorConfig, default_threads
+from ragqa.config import GeneratorConfig, cpu_has_bf16, default_threads
 from ragqa.errors import ConfigError, GeneratorError
 from ragqa.generators._gguf import resolve_model
 
@@ -187,7 +187,7 @@ def plain_prompt(messages: Messages) -> str:
 
 def _precision(precision: str, device: str) -> str:
     if precision == "auto":
-        return "bf16" if device == "cuda" or _cpu_has_bf16() else "fp32"
+        return "bf16" if device == "cuda" or cpu_has_bf16() else "fp32"
     if precision == "nf4" and importlib.util.find_spec("bitsandbytes") is None:
         raise ConfigError("precision nf4 needs bitsandbytes — pip install bitsandbytes (or: pip install 'ragqa[train]')")
     if precision == "fp16" and device == "cpu":
@@ -195,16 +195,6 @@ def _precision(precision: str, device: str) -> str:
     if precision == "int8" and device == "cuda":
         raise ConfigError("precision int8 (torch dynamic quantization) is CPU-only; on CUDA use nf4, bf16 or fp16")
     return precision
-
-
-def _cpu_has_bf16() -> bool:
-    """bf16 matmuls in hardware (AVX512-BF16/AMX): 2x fewer bytes per token; emulated, it is slower."""
-    import torch
-
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def _load(path: str, name: str, precision: str, device: str):
