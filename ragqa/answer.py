@@ -15,7 +15,7 @@ from ragqa.citations import Citation, Evidence, check_citations, find_evidence
 from ragqa.config import AnswerConfig
 from ragqa.errors import RagqaError
 from ragqa.generators import BatchGenerator
-from retrieval.context import ABSTAIN, Source, best_sentences, build_messages, fit_sources
+from retrieval.context import ABSTAIN, Source, best_sentences, build_messages, fit_sources, focus_sources
 
 _FOLLOW_UP = re.compile(r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|the former|"
                         r"the latter|the same|above|previous|earlier)\b|^(and|but|also|what about|how about|why)\b",
@@ -123,6 +123,9 @@ def prepare(question: str, generator, retriever=None, config: AnswerConfig | Non
             result.timings["retrieval_ms"] = round(1000 * (time.perf_counter() - started), 1)
             _abstain(result)
             return result, None
+        if config.focus_tokens:
+            result.sources = focus_sources(question, result.sources, retriever.embedder, config.focus_tokens,
+                                           generator.count_tokens)
         _add_background(result, retriever, generator, config)
         if config.lead_quote:
             result.lead = lead_quote(question, result.sources, retriever.embedder)

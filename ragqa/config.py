@@ -146,6 +146,7 @@ class AnswerConfig:
     # 12 answerable questions scored 0.31-0.69, 10 off-topic ones 0.11-0.21
     abstain_below: float = 0.25
     history_turns: int = 2  # previous user turns folded into a follow-up's retrieval query
+    focus_tokens: int = 0  # >0: keep only the passages' sentences closest to the question, this many tokens in all
     lead_quote: bool = False  # open the answer with the retrieved sentence closest to the question, quoted
     system: str = ""  # instruction given with the sources; "" = the built-in one (retrieval/context.py)
     yes_no_hint: bool = False  # ask yes/no questions to be answered "Yes" or "No" first

@@ -115,3 +115,33 @@ def best_sentences(question: str, sources: list[Source], embedder, n: int = 1,
     scores = vectors[1:] @ vectors[0]
     order = sorted(range(len(pool)), key=lambda i: -scores[i])[:n]
     return [(pool[i][0], pool[i][1], float(scores[i])) for i in order]
+
+
+def focus_sources(question: str, sources: list[Source], embedder, budget: int, count_tokens,
+                  min_words: int = 5) -> list[Source]:
+    """The retrieved passages cut down to their sentences closest to the question, within ``budget``
+    tokens in all, each kept in its passage's order; passages left with nothing are dropped and the
+    rest renumbered 1..m.
+
+    A 135M model reads a few relevant sentences better than three whole passages, and the prompt
+    it must read first shrinks about threefold.
+    """
+    retrieved = [s for s in sources if not s.term]
+    pool = [(s.n, i, sentence) for s in retrieved for i, sentence in enumerate(split_sentences(s.text))
+            if len(sentence.split()) >= min_words]
+    if not pool:
+        return sources
+    vectors = embedder.embed_batch([question] + [p[2] for p in pool])
+    chosen, used = set(), 0
+    for idx in sorted(range(len(pool)), key=lambda i: -float(vectors[i + 1] @ vectors[0])):
+        tokens = count_tokens(pool[idx][2])
+        if used + tokens > budget and chosen:
+            continue
+        chosen.add(idx)
+        used += tokens
+    out = []
+    for s in retrieved:
+        kept = [p[2] for idx, p in enumerate(pool) if idx in chosen and p[0] == s.n]
+        if kept:
+            out.append(Source(len(out) + 1, s.chunk, " ".join(kept), s.score, s.dense))
+    return out

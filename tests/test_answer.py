@@ -169,3 +169,33 @@ def test_answer_batch_keeps_order_and_abstains_per_question(retriever):
     assert [r.abstained for r in results] == [False, True, False]
     assert results[0].text == "Masked language modelling [1]." and results[2].text == "Next token prediction [1]."
     assert results[0].citations[0].status == "supported" and len(gen.prompts) == 2
+
+
+def test_lead_quote_streams_first_and_is_a_verified_citation(retriever):
+    gen = QueueGenerator("Masked language modelling and next sentence prediction [1].")
+    cfg = AnswerConfig(k=2, abstain_below=0.1, lead_quote=True)
+    items = list(stream_answer("What are the pre-training tasks of BERT?", gen, retriever, cfg))
+    result = items[-1]
+    lead = '"BERT is pre-trained with masked language modelling and next sentence prediction." [1]'
+    assert items[0] == lead + "\n\n" and result.text.startswith(lead) and result.lead == lead
+    assert result.citations[0].status == "verified quote"
+
+
+def test_focus_keeps_the_sentences_closest_to_the_question_and_renumbers(retriever):
+    gen = QueueGenerator("LoRA freezes pretrained weights [1].")
+    cfg = AnswerConfig(k=3, abstain_below=0.1, focus_tokens=12)
+    result = answer("What does LoRA freeze in the pretrained weights?", gen, retriever, config=cfg)
+    retrieved = [s for s in result.sources if not s.term]
+    assert [s.n for s in retrieved] == list(range(1, len(retrieved) + 1))
+    assert retrieved[0].text == ("LoRA (low-rank adaptation) is a method that freezes pretrained weights and "
+                                 "trains low-rank matrices.")  # the closest sentence; its neighbour is cut
+    assert "Adapters of this kind" not in gen.prompts[0][-1]["content"]
+
+
+def test_yes_no_hint_only_for_yes_no_questions(retriever):
+    gen = QueueGenerator("Yes [1].", "Masked language modelling [1].")
+    cfg = AnswerConfig(k=2, abstain_below=0.1, yes_no_hint=True)
+    answer("Is BERT pre-trained with masked language modelling?", gen, retriever, config=cfg)
+    answer("What are the pre-training tasks of BERT?", gen, retriever, config=cfg)
+    assert gen.prompts[0][-1]["content"].endswith("Answer Yes or No first.")
+    assert gen.prompts[1][-1]["content"].endswith("BERT?")
