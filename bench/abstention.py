@@ -2,8 +2,9 @@
 
     python bench/abstention.py --index dev [--home DIR]
 
-Answerable: the ARAGOG dev questions (asked of the whole index) and the QASPER dev questions (scoped
-to their paper, as QASPER was built). Off-topic: the questions in bench/off_topic_questions.jsonl,
+Answerable: the three ARAGOG dev sets (asked of the whole index), the user-guide questions (the
+index should hold ragqa/guide too) and the QASPER dev questions (scoped to their paper, as QASPER
+was built). Off-topic: the questions in bench/off_topic_questions.jsonl,
 about things no indexed document covers. For each question the signal ragqa abstains on is
 computed: the best cosine between the question and the retrieved passages, and between the
 question and their single best sentence. Prints, for candidate thresholds, the share of answerable
@@ -21,6 +22,9 @@ import numpy as np
 from _common import EVALCORPUS, ROOT, table, write_result
 
 SETS = {"aragog": (EVALCORPUS / "aragog" / "aragog_dev_qa.jsonl", False),
+        "redteam": (EVALCORPUS / "aragog" / "aragog_dev_redteaming_qa.jsonl", False),
+        "ragdataset": (EVALCORPUS / "aragog" / "aragog_dev_llama_ragdataset_gpt35.jsonl", False),
+        "guide": (ROOT / "bench" / "guide_qa.jsonl", False),
         "qasper": (EVALCORPUS / "qasper_leval" / "qasper_leval_dev_qa.jsonl", True),
         "off-topic": (ROOT / "bench" / "off_topic_questions.jsonl", False)}
 

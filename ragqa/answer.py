@@ -119,7 +119,7 @@ def prepare(question: str, generator, retriever=None, config: AnswerConfig | Non
         hits = retriever.search(result.query, k=k or config.k, doc=doc)
         result.sources = fit_sources(hits, generator, config.context_tokens)
         best = max((h.dense for h in hits if h.dense is not None), default=-1.0)
-        if best < config.abstain_below:
+        if best < (config.abstain_below_scoped if doc else config.abstain_below):
             result.timings["retrieval_ms"] = round(1000 * (time.perf_counter() - started), 1)
             _abstain(result)
             return result, None

@@ -42,6 +42,22 @@ def evalcorpus():
 
 
 @pytest.fixture(scope="session")
+def aragog_home(evalcorpus, real_embedder, tmp_path_factory):
+    """A home whose index ``aragog`` holds the 12 ARAGOG papers (bert.pdf among them), ingested once
+    per test session: the evalcorpus tests share it instead of embedding the same PDFs three times."""
+    from ingest import ingest
+
+    home, before = tmp_path_factory.mktemp("aragog-home"), os.environ.get("RAGQA_HOME")
+    os.environ["RAGQA_HOME"] = str(home)
+    try:
+        report = ingest([evalcorpus / "aragog" / "pdfs"], index="aragog", embedder=real_embedder, progress=False)
+    finally:
+        os.environ["RAGQA_HOME"] = before or ""
+    assert len(report.added) == 12 and report.truncated == 0
+    return home
+
+
+@pytest.fixture(scope="session")
 def real_generator(tmp_path_factory):
     """Converted once per test session into its own home (the GGUF conversion takes ~30 s)."""
     from ragqa.config import GeneratorConfig

@@ -39,23 +39,18 @@ def _find(corpus: Path, name: str) -> Path:
 
 
 @pytest.mark.evalcorpus
-def test_bert_question_retrieves_bert_pdf(evalcorpus, real_embedder, tmp_path):
-    pdfs = sorted(evalcorpus.rglob("*.pdf"))[:12]
-    bert = _find(evalcorpus, "bert.pdf")
-    report = ingest(list({*pdfs, bert}), index="ec", embedder=real_embedder, progress=False)
-    assert report.truncated == 0 and report.added
-    hits = Retriever(IndexStore.open("ec"), real_embedder).search("What are the two pre-training tasks of BERT?", k=5)
+def test_bert_question_retrieves_bert_pdf(aragog_home, real_embedder, monkeypatch):
+    monkeypatch.setenv("RAGQA_HOME", str(aragog_home))
+    hits = Retriever(IndexStore.open("aragog"), real_embedder).search("What are the two pre-training tasks of BERT?", k=5)
     assert hits[0].chunk.path.endswith("bert.pdf")
     assert "masked" in " ".join(h.chunk.text.lower() for h in hits if h.chunk.path.endswith("bert.pdf"))
 
 
 @pytest.mark.evalcorpus
-def test_aragog_dev_questions_find_their_paper(evalcorpus, real_embedder):
+def test_aragog_dev_questions_find_their_paper(evalcorpus, aragog_home, real_embedder, monkeypatch):
     qa_file = _find(evalcorpus, "aragog_dev_qa.jsonl")
     rows = [json.loads(line) for line in qa_file.open() if line.strip()][:10]
-    names = {r["source_pdf"] for r in rows}
-    pdfs = [p for p in evalcorpus.rglob("*.pdf") if p.name in names]
-    ingest(pdfs, index="aragog", embedder=real_embedder, progress=False)
+    monkeypatch.setenv("RAGQA_HOME", str(aragog_home))
     r = Retriever(IndexStore.open("aragog"), real_embedder)
     hits = [any(h.chunk.path.endswith(row["source_pdf"]) for h in r.search(row["question"], k=5)) for row in rows]
     assert np.mean(hits) >= 0.8
