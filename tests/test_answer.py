@@ -68,6 +68,15 @@ def test_abstains_without_calling_the_model(retriever):
     assert gen.prompts == [] and result.citations == []
 
 
+def test_a_question_scoped_to_a_document_uses_the_scoped_threshold(retriever):
+    gen = QueueGenerator("Masked language modelling [1].")
+    cfg = AnswerConfig(k=2, abstain_below=0.9, abstain_below_scoped=0.01)
+    question = "Which prediction does it make?"  # names no topic, as scoped QASPER questions do
+    assert answer(question, gen, retriever, config=cfg).abstained
+    scoped = answer(question, gen, retriever, config=cfg, doc="bert.md")
+    assert not scoped.abstained and scoped.sources[0].chunk.path.endswith("bert.md") and len(gen.prompts) == 1
+
+
 def test_no_retrieval_sends_the_bare_question(retriever):
     gen = QueueGenerator("An answer from memory.")
     result = answer("What is BERT?", gen, retriever, config=CFG, use_retrieval=False)
