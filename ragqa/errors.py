@@ -33,5 +33,13 @@ class SkippedFile(RagqaError):
         super().__init__(f"{path}: {reason} — {fix}")
 
 
+class PartlyIngested(RagqaError):
+    """One input file was ingested without some of its content (unreadable pages, a limit hit)."""
+
+    def __init__(self, path, reason: str, fix: str):
+        self.path, self.reason, self.fix = str(path), reason, fix
+        super().__init__(f"{path}: {reason} — {fix}")
+
+
 class GeneratorError(RagqaError):
     """The language model or its server failed while answering."""
