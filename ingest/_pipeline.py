@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from ingest import _clean, _readers
 from ingest._chunk import chunk_document, embed_text
 from ragqa.config import Config, load_config
-from ragqa.errors import IndexNotFound, PartlyIngested, SkippedFile
+from ragqa.errors import IndexNotFound, PartlyIngested, SkippedFile, printable
 from retrieval.store import IndexStore, WriteLock
 
 
@@ -183,7 +183,8 @@ def _read(path: Path, config: Config):
 
 
 def _chunk(path: Path, doc_id: str, raw, pages: list[str], store: IndexStore, embedder) -> _Parsed:
-    title = raw.title or _readers.guess_title(pages[0]) or path.stem
+    # printable(): a stem with undecodable bytes would break the tokenizer and the terminal
+    title = raw.title or _readers.guess_title(pages[0]) or printable(path.stem)
     spans = _clean.sections("\n".join(pages), markdown=raw.kind in ("markdown", "html"))
     max_tokens = min(store.manifest.chunking["chunk_tokens"], embedder.max_tokens)
     chunks = chunk_document(doc_id, title, str(path), pages, spans, embedder.token_offsets,

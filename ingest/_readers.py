@@ -221,7 +221,7 @@ def _pdfium_pages(path: Path, data: bytes, max_pages: int | None = None) -> RawD
                 pages.append(textpage.get_text_range())
                 textpage.close()
                 page.close()
-            except pdfium.PdfiumError as exc:
+            except Exception as exc:  # noqa: BLE001 - PdfiumError mostly; any page failure costs that page only
                 pages.append("")  # keeps page numbers, and so citations, right
                 bad.append(i + 1)
                 error = str(exc)
