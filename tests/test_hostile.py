@@ -1,0 +1,277 @@
+"""Hostile input never loses a batch: bad pages, bombs, odd files and names, racing readers."""
+import os
+import shutil
+import threading
+
+import pytest
+from fakes import (BROKEN_PAGE_TREES, WordEmbedder, make_broken_page_tree_pdf, make_flate_bomb_pdf,
+                   make_paper_pdf, make_raw_pdf)
+
+from ingest import ingest
+from ragqa.config import load_config
+from retrieval.store import IndexStore
+
+
+def _names(problems) -> dict:
+    return {os.path.basename(p.path): p.reason for p in problems}
+
+
+def _run(paths, word_embedder, index="h", **ingest_cfg):
+    cfg = load_config(None, ingest=ingest_cfg)
+    return ingest(paths, index=index, config=cfg, embedder=word_embedder, progress=False)
+
+
+# 1. page-level PDF errors ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("parser", ["pypdfium2", "pypdf"])
+def test_broken_page_trees_keep_readable_pages_and_the_batch(tmp_path, word_embedder, parser):
+    for kind in BROKEN_PAGE_TREES:
+        make_broken_page_tree_pdf(tmp_path / f"{kind}.pdf", kind)
+    make_paper_pdf(tmp_path / "good.pdf", title="A Good Paper About Retrieval", topic="retrieval")
+    report = _run([tmp_path], word_embedder, pdf_parser=parser)
+    assert "good.pdf" in {os.path.basename(p) for p in report.added}
+    problems = {**_names(report.skipped), **_names(report.warnings)}
+    ingested = {os.path.basename(p) for p in report.added}
+    for kind in BROKEN_PAGE_TREES:  # each is ingested (whole, or with a warning) or skipped with one line
+        assert f"{kind}.pdf" in ingested or f"{kind}.pdf" in problems, kind
+    assert not set(_names(report.skipped)) & set(_names(report.warnings))
+    if parser == "pypdfium2":  # pdfium sees a 9-page document whose pages 5-9 do not exist
+        assert _names(report.warnings)["count_lies.pdf"].startswith("pages 5-9 of 9 unreadable")
+        assert "page 4 of 4 unreadable" in _names(report.warnings)["kid_dangling.pdf"]
+        store = IndexStore.open("h")
+        doc = store.manifest.docs[store.find_doc("kid_dangling.pdf")]
+        assert doc["pages"] == 4 and store.pages[doc["doc_id"]][3] == ""  # page numbers stay right
+
+
+def test_page_errors_surface_as_a_warning_line(tmp_path, word_embedder):
+    path = make_broken_page_tree_pdf(tmp_path / "lying.pdf", "count_lies")
+    report = _run([path], word_embedder)
+    [warning] = report.warnings
+    assert str(warning).startswith(f"{path}: pages 5-9 of 9 unreadable (Failed to load page.), left out — repair")
+
+
+# 5. duplicates only of what was ingested ----------------------------------------------------------
+
+def test_identical_bad_files_each_get_a_skip_line(tmp_path, word_embedder):
+    for name in ("a.pdf", "b.md", "c.txt", "d.rst"):
+        (tmp_path / name).write_bytes(b"")
+    for name in ("bad1.pdf", "bad2.pdf"):
+        (tmp_path / name).write_bytes(b"%PDF-1.4\n garbage that is no PDF at all")
+    (tmp_path / "ok.md").write_text("# Fine\n\nA document with enough words to be ingested here.")
+    for _ in range(2):  # the second run reports them again, not as "unchanged"
+        report = _run([tmp_path], word_embedder)
+        assert not report.aliased
+        reasons = _names(report.skipped)
+        assert {reasons[n] for n in ("a.pdf", "b.md", "c.txt", "d.rst")} == {"empty file (0 bytes)"}
+        assert reasons["bad1.pdf"] == reasons["bad2.pdf"] and reasons["bad1.pdf"].startswith("corrupt")
+        assert len(report.skipped) == 6
+    assert list(IndexStore.open("h").manifest.files) == [str(tmp_path / "ok.md")]
+
+
+# 6. resource limits ----------------------------------------------------------------------------
+
+def test_special_files_are_skipped_without_hanging(tmp_path, word_embedder):
+    os.mkfifo(tmp_path / "fifo.pdf")
+    (tmp_path / "zero.txt").symlink_to("/dev/zero")
+    (tmp_path / "fifo-link.md").symlink_to(tmp_path / "fifo.pdf")
+    (tmp_path / "ok.md").write_text("# Fine\n\nA document with enough words to be ingested here.")
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(r=_run([tmp_path], word_embedder)), daemon=True)
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive(), "ingest hangs on a FIFO or a device"
+    reasons = _names(result["r"].skipped)
+    assert reasons == {n: "not a regular file (a device, FIFO or socket)" for n in ("fifo.pdf", "zero.txt", "fifo-link.md")}
+
+
+def test_flate_bomb_is_refused_before_it_is_inflated(tmp_path, word_embedder):
+    make_flate_bomb_pdf(tmp_path / "bomb.pdf", inflated_mb=64)
+    make_raw_pdf(tmp_path / "plain.pdf", b"BT /F1 12 Tf 72 720 Td (An uncompressed page about retrieval and its many uses.) Tj ET",
+                 compressed=False)
+    report = _run([tmp_path], word_embedder)
+    assert _names(report.skipped)["bomb.pdf"].startswith("compressed streams inflate past 100x the file size")
+    assert [os.path.basename(p) for p in report.added] == ["plain.pdf"]
+
+
+def test_size_page_and_character_limits_each_give_one_line(tmp_path, word_embedder):
+    make_paper_pdf(tmp_path / "paper.pdf")
+    (tmp_path / "big.txt").write_text("word " * 5000)
+    (tmp_path / "huge.md").write_bytes(b"# Huge\n\n" + b"x " * 600_000)
+    report = _run([tmp_path], word_embedder, max_pages=2, max_file_chars=10_000, max_file_mb=1.0)
+    assert _names(report.skipped) == {"huge.md": "1 MB is over the ingest.max_file_mb limit of 1 MB"}
+    warnings = _names(report.warnings)
+    assert warnings == {"paper.pdf": "only the first 2 of 4 pages read (ingest.max_pages)",
+                        "big.txt": "text cut at 10,000 characters"}
+    store = IndexStore.open("h")
+    assert store.manifest.docs[store.find_doc("paper.pdf")]["pages"] == 2
+    assert sum(len(p) for p in store.pages[store.find_doc("big.txt")]) <= 10_000
+
+
+class _FailingEmbedder(WordEmbedder):
+    """Dies (like a kill) on the ``fail_at``-th embedding call."""
+
+    def __init__(self, fail_at: int):
+        super().__init__()
+        self.fail_at, self.batches = fail_at, 0
+
+    def embed_batch(self, texts, progress=False):
+        self.batches += 1
+        if self.batches == self.fail_at:
+            raise KeyboardInterrupt
+        return super().embed_batch(texts)
+
+
+def test_interrupted_long_ingest_keeps_finished_steps(tmp_path):
+    for i in range(5):
+        (tmp_path / f"doc{i}.md").write_text(f"# Doc {i}\n\nDocument number {i} talks about topic{i} at length.")
+    with pytest.raises(KeyboardInterrupt):
+        _run([tmp_path], _FailingEmbedder(fail_at=3), commit_every=2)
+    store = IndexStore.open("h")
+    assert sorted(os.path.basename(p) for p in store.manifest.files) == ["doc0.md", "doc1.md", "doc2.md", "doc3.md"]
+    report = _run([tmp_path], WordEmbedder(), commit_every=2)
+    assert [os.path.basename(p) for p in report.added] == ["doc4.md"] and len(report.unchanged) == 4
+
+
+# 7. format gaps ----------------------------------------------------------------------------------
+
+def test_bom_and_junk_before_pdf_header_and_utf16_text_are_read(tmp_path, word_embedder):
+    data = make_paper_pdf(tmp_path / "src.pdf").read_bytes()
+    (tmp_path / "src.pdf").unlink()
+    (tmp_path / "bom.pdf").write_bytes(b"\xef\xbb\xbf" + data)
+    (tmp_path / "junk.pdf").write_bytes(b"Content-Type: application/pdf\r\n" * 30 + data)
+    (tmp_path / "utf16.txt").write_bytes("Notes written in UTF-16 about retrieval – naïve ones.".encode("utf-16"))
+    report = _run([tmp_path], word_embedder)
+    assert not report.skipped and len(report.added) == 3
+    store = IndexStore.open("h")
+    assert "naïve" in " ".join(c.text for c in store.chunks)
+
+
+def test_aes_pdf_without_cryptography_is_one_line(tmp_path, word_embedder, monkeypatch):
+    import pypdf
+
+    def needs_cryptography(*args, **kwargs):
+        raise pypdf.errors.DependencyError("cryptography>=3.1 is required for AES algorithm")
+
+    monkeypatch.setattr(pypdf, "PdfReader", needs_cryptography)
+    path = make_paper_pdf(tmp_path / "aes.pdf")
+    report = _run([path], word_embedder, pdf_parser="pypdf")
+    assert [str(s) for s in report.skipped] == [
+        f"{path}: AES-encrypted PDF needs the 'cryptography' package — pip install cryptography, "
+        "or use --pdf-parser pypdfium2"]
+
+
+def test_unreadable_subfolder_is_reported(tmp_path, word_embedder, monkeypatch):
+    (tmp_path / "ok.md").write_text("# Fine\n\nA document with enough words to be ingested here.")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (locked / "inside.md").write_text("# Hidden\n\nNobody can read this folder at the moment.")
+    scandir = os.scandir
+
+    def denied(path="."):  # as chmod 000 would (tests may run as root, who reads everything)
+        if os.fspath(path) == str(locked):
+            raise PermissionError(13, "Permission denied", str(locked))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", denied)
+    report = _run([tmp_path], word_embedder)
+    assert _names(report.skipped) == {"locked": "cannot read folder (Permission denied)"}
+    assert [os.path.basename(p) for p in report.added] == ["ok.md"]
+
+
+# 2, 3. document text and file names on the terminal ----------------------------------------------
+
+HOSTILE_TEXT = ("[INST] Summarise the paper. [/INST] The model uses [/bold] tags and [word] markers; "
+                "\x1b]0;pwned\x07 sets a title and \x1b[2J clears the screen.")
+
+
+@pytest.fixture
+def cli(monkeypatch):
+    from typer.testing import CliRunner
+
+    from ragqa import cli as cli_module
+    from ragqa.cli import app
+
+    monkeypatch.setattr("retrieval.embed.load_embedder", lambda config=None: WordEmbedder())
+    for console in (cli_module.out, cli_module.err):  # wide enough that tables do not cut paths
+        monkeypatch.setattr(console, "width", 400)
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, list(args))
+
+
+def test_document_text_titles_and_paths_print_as_plain_text(tmp_path, cli):
+    folder = tmp_path / "chat [" / "INST] papers [" / "bold]"  # a path holding "[/INST]" and "[/bold]"
+    folder.mkdir(parents=True)
+    (folder / "[bold] llama\x1b[2J.md").write_text(f"# Chat format [/INST] \x1b]0;t\x07\n\n{HOSTILE_TEXT}\n")
+    (folder / "empty\x1b[31m.pdf").write_bytes(b"")
+    result = cli("ingest", "-q", str(folder), "--index", "t")
+    assert result.exit_code == 0 and result.exception is None, result.output
+    skip_line = f"skipped {folder}/empty\\x1b[31m.pdf: empty file (0 bytes)"
+    assert skip_line in result.output
+    for args in (("search", "Summarise paper model tags", "--index", "t"), ("index", "stats", "--index", "t")):
+        result = cli(*args)
+        assert result.exit_code == 0 and result.exception is None, result.output
+        assert "\x1b" not in result.output and "\\x1b" in result.output
+        assert "[/INST]" in result.output
+    search = cli("search", "Summarise paper model tags", "--index", "t").output
+    assert "[/bold] tags and [word] markers" in search and "[bold] llama\\x1b[2J.md, p. 1" in search
+    assert "chat [/INST] papers [/bold]" in cli("index", "stats", "--index", "t").output
+    title = cli("index", "stats", "--index", "t").output
+    assert "Chat format [/INST] \\x1b]0;t\\x07" in title
+
+
+def test_non_utf8_and_newline_file_names(tmp_path, cli):
+    latin1 = os.fsdecode(os.fsencode(str(tmp_path)) + b"/caf\xe9.md")  # latin-1 bytes, not UTF-8
+    with open(os.fsencode(latin1), "w") as f:
+        f.write("# Caf\u00e9 notes\n\nNotes about espresso extraction and grind size for baristas.\n")
+    (tmp_path / "two\nlines.md").write_bytes(b"")
+    result = cli("ingest", "-q", str(tmp_path), "--index", "t")
+    assert result.exit_code == 0 and result.exception is None, result.output
+    assert "two\\nlines.md: empty file (0 bytes)" in result.output  # one line, the newline shown
+    store = IndexStore.open("t")
+    assert list(store.manifest.files) == [latin1]  # the exact bytes, so the file is found again
+    assert os.path.exists(store.chunks[0].path)
+    assert not [p for p in store.root.iterdir() if p.name.startswith(".gen-")]
+    assert "caf\\xe9.md" in cli("index", "stats", "--index", "t").output
+    assert "caf\\xe9.md, p. 1" in cli("search", "espresso grind", "--index", "t").output
+    again = cli("ingest", "-q", str(tmp_path), "--index", "t")
+    assert "0 added, 1 unchanged" in again.output
+
+
+def test_search_errors_quoting_markup_stay_one_plain_line(tmp_path, cli):
+    (tmp_path / "a.md").write_text("# A\n\nSome text about retrieval to make the index exist at all.")
+    cli("ingest", "-q", str(tmp_path), "--index", "t")
+    result = cli("search", "x", "--index", "t", "--doc", "[/INST]\x1b[2J")
+    assert result.exit_code == 1 and result.exception is None or isinstance(result.exception, SystemExit)
+    assert "document '[/INST]\\x1b[2J' is not in index 't'" in result.output
+
+
+# 4. readers racing commits -----------------------------------------------------------------------
+
+def test_opens_during_commits_never_fail(tmp_path, word_embedder):
+    from ingest._chunk import embed_text  # noqa: F401  (same package the writer uses)
+
+    for i in range(3):
+        (tmp_path / f"d{i}.md").write_text(f"# D{i}\n\n" + " ".join(f"w{i}x{j}" for j in range(2000)))
+    _run([tmp_path], word_embedder)
+    failures, opens, done = [], [0], threading.Event()
+
+    def reader():
+        while not done.is_set():
+            try:
+                IndexStore.open("h")
+                opens[0] += 1
+            except Exception as exc:  # noqa: BLE001 - any failure is the bug under test
+                failures.append(repr(exc))
+
+    readers = [threading.Thread(target=reader) for _ in range(3)]
+    for t in readers:
+        t.start()
+    try:
+        for n in range(8):  # eight commits, each replacing one document
+            (tmp_path / f"d{n % 3}.md").write_text(f"# D{n}\n\n" + " ".join(f"v{n}x{j}" for j in range(2000)))
+            _run([tmp_path], word_embedder)
+    finally:
+        done.set()
+        for t in readers:
+            t.join()
+    assert opens[0] > 20 and failures == []
