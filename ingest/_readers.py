@@ -70,8 +70,10 @@ def _walk(root: Path, problems: list[SkippedFile]) -> list[Path]:
 def _not_readable(path: Path, max_bytes: float) -> SkippedFile | None:
     try:
         st = path.stat()  # follows links: what matters is what a read would hit
-    except OSError:
-        return None  # a dangling link: reported as unreadable when it is read
+    except OSError as exc:
+        if path.is_symlink():
+            return SkippedFile(path, f"cannot read (a link to missing {os.readlink(path)})", "fix or remove the link")
+        return SkippedFile(path, f"cannot read ({exc.strerror})", "check the file exists and is readable")
     return _stat_problem(path, st, max_bytes)
 
 

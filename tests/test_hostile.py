@@ -275,3 +275,83 @@ def test_opens_during_commits_never_fail(tmp_path, word_embedder):
         for t in readers:
             t.join()
     assert opens[0] > 20 and failures == []
+
+
+# acceptance: one folder of everything -------------------------------------------------------------
+
+def _hostile_folder(root):
+    """Good files, and bad ones mapped to the words their one line must hold."""
+    import random
+
+    from fakes import make_encrypted_pdf, make_image_only_pdf
+
+    root.mkdir()
+    good = [make_paper_pdf(root / "retrieval.pdf", title="Dense Retrieval For Papers", topic="retriever"),
+            make_paper_pdf(root / "decoding.pdf", title="Speculative Decoding Explained", topic="drafter")]
+    (root / "notes.md").write_text("# Notes\n\nBeam search keeps the best partial hypotheses at every step.\n")
+    (root / "utf16.txt").write_bytes("Contrastive loss pulls matching pairs together.".encode("utf-16"))
+    latin1 = os.fsencode(str(root)) + b"/caf\xe9.md"
+    with open(latin1, "wb") as f:
+        f.write("# Café\n\nEspresso extraction depends on grind size and water temperature.\n".encode("latin-1"))
+    good.append(os.fsdecode(latin1))
+    bad = {}
+    data = good[0].read_bytes()
+    (root / "truncated.pdf").write_bytes(data[:400])
+    bad["truncated.pdf"] = "corrupt or truncated PDF"
+    for kind in BROKEN_PAGE_TREES:
+        make_broken_page_tree_pdf(root / f"tree-{kind}.pdf", kind)
+        bad[f"tree-{kind}.pdf"] = ""  # pages left out, or the file skipped: one line either way
+    make_flate_bomb_pdf(root / "bomb.pdf", inflated_mb=64)
+    bad["bomb.pdf"] = "decompression bomb"
+    make_encrypted_pdf(root / "locked.pdf", good[1])
+    bad["locked.pdf"] = "encrypted PDF"
+    for name in ("empty.pdf", "empty.md", "empty.txt", "two\nlines.rst"):
+        (root / name).write_bytes(b"")
+        bad[name.replace("\n", "\\n")] = "empty file (0 bytes)"
+    make_image_only_pdf(root / "scan.pdf")
+    bad["scan.pdf"] = "no text layer"
+    (root / "fake.pdf").write_text("<html>not a pdf</html>")
+    bad["fake.pdf"] = "not a PDF"
+    (root / "binary.txt").write_bytes(bytes(range(256)) * 4)
+    bad["binary.txt"] = "binary content"
+    os.mkfifo(root / "fifo.pdf")
+    (root / "zero.md").symlink_to("/dev/zero")
+    (root / "gone.pdf").symlink_to(root / "nowhere.pdf")
+    bad.update({"fifo.pdf": "not a regular file", "zero.md": "not a regular file", "gone.pdf": "cannot read"})
+    (root / "[bold]\x1b]0;pwned\x07.md").write_bytes(b"")
+    bad["[bold]\\x1b]0;pwned\\x07.md"] = "empty file"
+    (root / "big.txt").write_text("token " * 400_000)  # 2.4 MB, over the 2 MB limit of the test config
+    bad["big.txt"] = "over the ingest.max_file_mb limit"
+    (root / "long.md").write_text("# Long\n\n" + "many words here " * 20_000)
+    bad["long.md"] = "text cut at 200,000 characters"
+    rng = random.Random(7)
+    flipped = []
+    for i in range(8):  # randomly bit-flipped copies: read, partly read or skipped, never a traceback
+        b = bytearray(data)
+        for _ in range(20):
+            b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
+        (root / f"flip{i}.pdf").write_bytes(bytes(b))
+        flipped.append(f"flip{i}.pdf")
+    return good, bad, flipped
+
+
+def test_hostile_folder_keeps_the_good_files_with_one_line_per_bad_file(tmp_path, cli):
+    good, bad, flipped = _hostile_folder(tmp_path / "in")
+    config = tmp_path / "ragqa.toml"
+    config.write_text("[ingest]\nmax_file_mb = 2.0\nmax_file_chars = 200000\n")
+    result = cli("ingest", "-q", str(tmp_path / "in"), "--index", "h", "--config", str(config))
+    assert result.exit_code == 0 and result.exception is None, result.output
+    assert "Traceback" not in result.output and "\x1b" not in result.output
+    lines = [line for line in result.output.splitlines() if line.startswith(("skipped ", "partly read "))]
+    for name, words in bad.items():
+        mine = [line for line in lines if f"/{name}: " in line]
+        assert len(mine) == 1 and words in mine[0] and " — " in mine[0], (name, mine)
+    for name in flipped:
+        assert len([line for line in lines if f"/{name}: " in line]) <= 1
+    assert len(lines) == len(bad) + sum(any(f"/{n}: " in line for line in lines) for n in flipped)
+    store = IndexStore.open("h")
+    assert {str(p) for p in good} <= set(store.manifest.files)
+    for query, name in (("speculative drafter", "decoding.pdf"), ("beam search hypotheses", "notes.md"),
+                        ("contrastive loss pairs", "utf16.txt"), ("espresso grind", "caf\\xe9.md")):
+        top = cli("search", query, "--index", "h", "-k", "1").output.splitlines()[0]
+        assert name in top, (query, top)
