@@ -16,7 +16,7 @@ from ingest import _clean, _readers
 from ingest._chunk import chunk_document, embed_text
 from ragqa.config import Config, load_config
 from ragqa.errors import IndexNotFound, PartlyIngested, SkippedFile, printable
-from retrieval.store import IndexStore, WriteLock
+from retrieval.store import IndexStore, WriteLock, check_same_model, embedder_probe
 
 
 @dataclass
@@ -75,6 +75,9 @@ def _ingest_in_steps(store: IndexStore, plan, config: Config, embedder, report, 
     keeps every finished step, and only one step's pages and vectors are held in memory."""
     if not (plan["read"] or plan["drop"] or plan["files_changed"]):
         return store
+    if plan["read"]:  # new vectors are about to join the stored ones: same model, not just same name?
+        check_same_model(store.manifest, embedder)
+        store.manifest.probe = store.manifest.probe or embedder_probe(embedder)  # older indexes get one now
     every = config.ingest.commit_every
     steps = [plan["read"][i:i + every] for i in range(0, len(plan["read"]), every)] or [[]]
     for n, step in enumerate(steps):

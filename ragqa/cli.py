@@ -95,7 +95,8 @@ def ingest(paths: List[Path] = typer.Argument(..., help="PDF/Markdown/HTML/text 
 @app.command()
 @friendly
 def search(query: str = typer.Argument(..., help="What to look for."),
-           k: int = typer.Option(5, "-k", help="Number of results."), index: str = IndexOpt,
+           k: Optional[int] = typer.Option(None, "-k", help="Number of results (default 5, or retrieval.k)."),
+           index: str = IndexOpt,
            doc: Optional[str] = typer.Option(None, "--doc", "-d", help="Only this document (file name, title or id)."),
            mode: Optional[str] = typer.Option(None, help="hybrid (default), dense or bm25."),
            as_json: bool = typer.Option(False, "--json", help="Print JSON lines."),
@@ -107,8 +108,10 @@ def search(query: str = typer.Argument(..., help="What to look for."),
     from ragqa.config import load_config
     from retrieval import open_retriever
 
+    if not query.strip():  # before loading anything, as ask does
+        raise RagqaError('empty query — give words to look for, e.g. ragqa search "two pre-training tasks"')
     cfg = load_config(config, retrieval={"mode": mode, "k": k})
-    hits = open_retriever(index, cfg).search(query, k=k, doc=doc)
+    hits = open_retriever(index, cfg).search(query, doc=doc)
     if as_json:
         for h in hits:
             out.print_json(json.dumps({"score": h.score, "dense": h.dense, "bm25": h.bm25, **vars(h.chunk)}))

@@ -207,6 +207,9 @@ def load_config(path: str | Path | None = None, **overrides: dict) -> Config:
     ``overrides`` maps a section name to ``{field: value}``; ``None`` values are ignored
     so CLI flags left unset do not clobber the file.
     """
+    if path and not Path(path).is_file():  # a typo in --config must not silently fall back to defaults
+        raise ConfigError(f"{path}: config file not found — check the path, or leave out --config "
+                          f"to use {home() / 'ragqa.toml'}")
     path = Path(path) if path else home() / "ragqa.toml"
     data: dict = {}
     if path.exists():

@@ -65,6 +65,7 @@ class Manifest:
     docs: dict = field(default_factory=dict)  # doc_id -> {title, kind, pages, paths, chunk_ids}
     faiss: str = "Flat"
     version: int = FORMAT_VERSION
+    probe: list = field(default_factory=list)  # the embedder's vector for PROBE_TEXT: same name, same weights?
 
 
 def validate_name(name: str) -> str:
@@ -223,11 +224,34 @@ def _json_line(obj) -> str:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+PROBE_TEXT = "ragqa probe: attention heads retrieve passages about transformers."
+
+
+def embedder_probe(embedder) -> list[float]:
+    return [round(float(x), 5) for x in embedder.embed_batch([PROBE_TEXT])[0]]
+
+
+def check_same_model(manifest: Manifest, embedder) -> None:
+    """Names are not enough: a model folder replaced in place keeps its name and changes the
+    vectors (or their size, which FAISS answers with an AssertionError)."""
+    rebuild = (f"rebuild it: ragqa index remove --index {manifest.name} -y, then ragqa ingest PATH "
+               f"--index {manifest.name}")
+    if embedder.dim != manifest.dim:
+        raise EmbedderMismatch(f"index {manifest.name!r} holds {manifest.dim}-dimensional vectors but embedder "
+                               f"{embedder.id!r} now gives {embedder.dim} (its model changed) — {rebuild}")
+    if manifest.probe:
+        now = np.asarray(embedder_probe(embedder), np.float32)
+        if float(now @ np.asarray(manifest.probe, np.float32)) < 0.99:  # bf16 and thread noise stay far above
+            raise EmbedderMismatch(f"index {manifest.name!r} was built with other weights under the name "
+                                   f"{embedder.id!r} (its model folder changed) — {rebuild}")
+
+
 def check_embedder(manifest: Manifest, embedder_id: str | None) -> None:
     if embedder_id and embedder_id != manifest.embedder:
         raise EmbedderMismatch(
             f"index {manifest.name!r} was built with embedder {manifest.embedder!r}, not {embedder_id!r} — "
-            f"use --embedder {manifest.embedder} or rebuild into a new index with --index NEW_NAME")
+            f"set model = \"{manifest.embedder}\" under [embedder] in your config file (ragqa.toml or --config), "
+            f"or rebuild into a new index: ragqa ingest PATH --index NEW_NAME")
 
 
 class WriteLock:
@@ -254,10 +278,11 @@ class WriteLock:
 
 def remove_index(name: str) -> None:
     root = index_path(name)
-    if not (root / "CURRENT").exists():
+    # a folder without CURRENT is what a killed remove leaves: not listed, but removable
+    if not root.is_dir():
         raise IndexNotFound(f"index {name!r} not found in {indexes_dir()} — see: ragqa index list")
     with WriteLock(name):
-        (root / "CURRENT").unlink()  # first, so a crash mid-delete leaves no half-index that looks live
+        (root / "CURRENT").unlink(missing_ok=True)  # first, so a crash mid-delete leaves no half-index that looks live
     shutil.rmtree(root)
 
 

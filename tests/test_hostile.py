@@ -125,7 +125,7 @@ def test_interrupted_long_ingest_keeps_finished_steps(tmp_path):
     for i in range(5):
         (tmp_path / f"doc{i}.md").write_text(f"# Doc {i}\n\nDocument number {i} talks about topic{i} at length.")
     with pytest.raises(KeyboardInterrupt):
-        _run([tmp_path], _FailingEmbedder(fail_at=3), commit_every=2)
+        _run([tmp_path], _FailingEmbedder(fail_at=4), commit_every=2)  # call 1 is the probe
     store = IndexStore.open("h")
     assert sorted(os.path.basename(p) for p in store.manifest.files) == ["doc0.md", "doc1.md", "doc2.md", "doc3.md"]
     report = _run([tmp_path], WordEmbedder(), commit_every=2)
@@ -355,3 +355,77 @@ def test_hostile_folder_keeps_the_good_files_with_one_line_per_bad_file(tmp_path
                         ("contrastive loss pairs", "utf16.txt"), ("espresso grind", "caf\\xe9.md")):
         top = cli("search", query, "--index", "h", "-k", "1").output.splitlines()[0]
         assert name in top, (query, top)
+
+
+# 8. commands ---------------------------------------------------------------------------------------
+
+@pytest.fixture
+def small_index(tmp_path, word_embedder):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i in range(8):
+        (folder / f"d{i}.md").write_text(f"# Doc {i}\n\nPassage {i} about retrieval and ranking of papers.\n")
+    _run([folder], word_embedder, index="t")
+    return folder
+
+
+def test_search_refuses_an_empty_query_and_takes_k_from_the_config(tmp_path, cli, small_index):
+    result = cli("search", "  ", "--index", "t")
+    assert result.exit_code == 1 and "empty query — give words to look for" in result.output
+    config = tmp_path / "c.toml"
+    config.write_text("[retrieval]\nk = 2\n")
+    hits = [line for line in cli("search", "retrieval ranking", "--index", "t", "-c", str(config)).output.splitlines()
+            if line.startswith("[")]
+    assert len(hits) == 2
+    assert len([line for line in cli("search", "retrieval", "--index", "t", "-c", str(config), "-k", "3")
+                .output.splitlines() if line.startswith("[")]) == 3
+
+
+def test_a_missing_config_file_is_an_error(tmp_path, cli, small_index):
+    result = cli("search", "retrieval", "--index", "t", "--config", str(tmp_path / "typo.toml"))
+    assert result.exit_code == 1 and "typo.toml: config file not found — check the path" in result.output
+
+
+class _OtherWeights(WordEmbedder):
+    """The same name as WordEmbedder, other vectors: a model folder replaced in place."""
+
+    def embed_batch(self, texts, progress=False):
+        return super().embed_batch([" ".join(w[::-1] for w in t.split()) for t in texts])
+
+
+class _OtherSize(WordEmbedder):
+    dim = 256
+
+
+@pytest.mark.parametrize("swapped, message", [(_OtherWeights, "was built with other weights under the name"),
+                                               (_OtherSize, "holds 512-dimensional vectors but embedder")])
+def test_a_model_replaced_in_place_is_refused_with_one_line(small_index, monkeypatch, cli, swapped, message):
+    from retrieval import open_retriever
+    from ragqa.errors import EmbedderMismatch
+
+    with pytest.raises(EmbedderMismatch, match=message):
+        open_retriever("t", embedder=swapped())
+    (small_index / "new.md").write_text("# New\n\nA new passage that would be embedded by the swapped model.")
+    with pytest.raises(EmbedderMismatch, match=message):
+        _run([small_index], swapped(), index="t")
+    monkeypatch.setattr("retrieval.embed.load_embedder", lambda config=None: swapped())
+    result = cli("search", "retrieval", "--index", "t")
+    assert result.exit_code == 1 and message in result.output and "ragqa index remove --index t" in result.output
+
+
+def test_embedder_mismatch_names_a_fix_that_exists(small_index):
+    from ragqa.errors import EmbedderMismatch
+
+    with pytest.raises(EmbedderMismatch) as info:
+        IndexStore.open("t", embedder_id="other/model")
+    assert "--embedder" not in str(info.value) and "under [embedder] in your config file" in str(info.value)
+
+
+def test_a_killed_index_remove_can_be_finished(small_index, cli):
+    from retrieval.store import index_path
+
+    (index_path("t") / "CURRENT").unlink()  # what kill -9 between the two steps of a remove leaves
+    assert "t" not in cli("index", "list").output.split()
+    result = cli("index", "remove", "--index", "t", "-y")
+    assert result.exit_code == 0, result.output
+    assert not index_path("t").exists()
