@@ -241,7 +241,7 @@ def test_search_errors_quoting_markup_stay_one_plain_line(tmp_path, cli):
     (tmp_path / "a.md").write_text("# A\n\nSome text about retrieval to make the index exist at all.")
     cli("ingest", "-q", str(tmp_path), "--index", "t")
     result = cli("search", "x", "--index", "t", "--doc", "[/INST]\x1b[2J")
-    assert result.exit_code == 1 and result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     assert "document '[/INST]\\x1b[2J' is not in index 't'" in result.output
 
 
@@ -429,3 +429,35 @@ def test_a_killed_index_remove_can_be_finished(small_index, cli):
     result = cli("index", "remove", "--index", "t", "-y")
     assert result.exit_code == 0, result.output
     assert not index_path("t").exists()
+
+
+def test_serve_on_a_busy_port_is_one_line(cli):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = cli("serve", "--port", str(port))
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert f"cannot serve on 127.0.0.1:{port} (Address already in use) — stop the program using it" in result.output
+
+
+def test_an_unknown_embedder_fails_at_once_without_network(monkeypatch):
+    import socket
+    import time
+
+    from ragqa.config import EmbedderConfig
+    from ragqa.errors import ConfigError
+    from retrieval.embed import SentenceTransformerEmbedder
+
+    def no_network(*args, **kwargs):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    t = time.perf_counter()
+    with pytest.raises(ConfigError, match="embedder nobody/no-such-model: not a local folder, not in the Hugging "
+                                          "Face cache, and huggingface.co cannot be reached"):
+        SentenceTransformerEmbedder(EmbedderConfig(model="nobody/no-such-model"))
+    assert time.perf_counter() - t < 5
