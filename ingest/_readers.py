@@ -4,9 +4,12 @@ Every failure becomes a ``SkippedFile`` naming the file, the reason and the fix.
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
 import stat
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,6 +237,25 @@ def _pdfium_pages(path: Path, data: bytes, max_pages: int | None = None) -> RawD
 
 
 def _pypdf_pages(path: Path, data: bytes, max_pages: int | None = None) -> RawDocument:
+    with _quiet("pypdf"):
+        return _pypdf_read(path, data, max_pages)
+
+
+@contextlib.contextmanager
+def _quiet(logger: str):
+    """Silence a parser's own log lines and warnings ("incorrect startxref pointer", dozens per
+    damaged file): the one skip or warning line per file says what matters."""
+    log = logging.getLogger(logger)
+    level, log.level = log.level, logging.CRITICAL + 1
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        log.setLevel(level)
+
+
+def _pypdf_read(path: Path, data: bytes, max_pages: int | None) -> RawDocument:
     import io
 
     import pypdf
