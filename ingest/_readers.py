@@ -230,10 +230,17 @@ def _pdfium_pages(path: Path, data: bytes, max_pages: int | None = None) -> RawD
                 pages.append("")  # keeps page numbers, and so citations, right
                 bad.append(i + 1)
                 error = str(exc)
-        title = pdf.get_metadata_dict().get("Title", "")
+        title = _pdfium_title(pdf)
     finally:
         pdf.close()
     return _bad_pages(RawDocument(path, "pdf", title, pages), bad, error, total, max_pages)
+
+
+def _pdfium_title(pdf) -> str:
+    try:  # a damaged info dictionary costs the title, not the document
+        return pdf.get_metadata_dict().get("Title", "")
+    except Exception:  # noqa: BLE001
+        return ""
 
 
 def _pypdf_pages(path: Path, data: bytes, max_pages: int | None = None) -> RawDocument:

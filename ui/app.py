@@ -116,7 +116,7 @@ class ChatBackend:
             if saved:
                 report = ingest(saved, index=index, config=self.config, embedder=self.embedder,
                                 progress=progress is not None)
-                rejected += [str(s) for s in report.skipped]
+                rejected += [str(s) for s in report.skipped + report.warnings]  # warnings: partly read
         except RagqaError as exc:
             return f"Error: {exc}", self.documents(index)
         finally:
