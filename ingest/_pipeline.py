@@ -238,9 +238,9 @@ def _skip_copies_of_failed(plan: dict, step: list, failed: set[str], report: Ing
     twice) fail the same way: each gets its skip line instead of passing as 'duplicate content'."""
     why = {doc_id: s for path, doc_id in step if doc_id in failed for s in report.skipped if s.path == str(path)}
     for key in [k for k in report.aliased if plan["new_files"][k]["doc_id"] in why]:
+        original = why[plan["new_files"][key]["doc_id"]]
         report.aliased.remove(key)
-        report.skipped.append(SkippedFile(key, why[plan["new_files"][key]["doc_id"]].reason,
-                                          why[plan["new_files"][key]["doc_id"]].fix))
+        report.skipped.append(SkippedFile(key, original.reason, original.fix))
 
 
 def _embed(embedder, texts: list[str], progress: bool, batch: int = 512) -> np.ndarray:
