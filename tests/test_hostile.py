@@ -1,6 +1,5 @@
 """Hostile input never loses a batch: bad pages, bombs, odd files and names, racing readers."""
 import os
-import shutil
 import threading
 
 import pytest
@@ -248,8 +247,6 @@ def test_search_errors_quoting_markup_stay_one_plain_line(tmp_path, cli):
 # 4. readers racing commits -----------------------------------------------------------------------
 
 def test_opens_during_commits_never_fail(tmp_path, word_embedder):
-    from ingest._chunk import embed_text  # noqa: F401  (same package the writer uses)
-
     for i in range(3):
         (tmp_path / f"d{i}.md").write_text(f"# D{i}\n\n" + " ".join(f"w{i}x{j}" for j in range(2000)))
     _run([tmp_path], word_embedder)
