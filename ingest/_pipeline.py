@@ -163,7 +163,9 @@ def _parse_all(paths, store, config, embedder, report, progress) -> list[_Parsed
             t = time.perf_counter()
             parsed.append(_chunk(path, doc_id, raw, pages, store, embedder))
             t_chunk += time.perf_counter() - t
-            report.warnings += [PartlyIngested(path, reason, fix) for reason, fix in raw.problems]
+            if raw.problems:  # one line per file, however many limits it hit
+                reasons, fixes = zip(*raw.problems)
+                report.warnings.append(PartlyIngested(path, "; ".join(reasons), "; ".join(dict.fromkeys(fixes))))
         except SkippedFile as exc:
             report.skipped.append(exc)
     _add_seconds(report, read=t_read, chunk=t_chunk)

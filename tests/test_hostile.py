@@ -106,6 +106,15 @@ def test_size_page_and_character_limits_each_give_one_line(tmp_path, word_embedd
     assert sum(len(p) for p in store.pages[store.find_doc("big.txt")]) <= 10_000
 
 
+def test_a_file_hitting_several_limits_gets_one_line(tmp_path, word_embedder):
+    path = make_broken_page_tree_pdf(tmp_path / "lying.pdf", "count_lies")  # pages 5-9 of 9 do not exist
+    report = _run([path], word_embedder, max_pages=6)
+    [line] = [str(w) for w in report.warnings]
+    assert line == (f"{path}: pages 5-6 of 9 unreadable (Failed to load page.), left out; only the first 6 of 9 "
+                    "pages read (ingest.max_pages) — repair it (e.g. qpdf in.pdf out.pdf) and ingest it again; "
+                    "split it or raise ingest.max_pages")
+
+
 class _FailingEmbedder(WordEmbedder):
     """Dies (like a kill) on the ``fail_at``-th embedding call."""
 
