@@ -112,12 +112,14 @@ class IndexStore:
             raise IndexNotFound(f"index {name!r} not found in {indexes_dir()} (known: {known}) — "
                                 f"build it with: ragqa ingest PATH --index {name}")
         for attempt in range(3):
-            gen = root / current.read_text().strip()
             try:
-                return cls._load(root, gen, embedder_id)
+                return cls._load(root, root / current.read_text().strip(), embedder_id)
             except FileNotFoundError:
                 # two commits finished while we were loading: our generation is gone, the live
                 # one is complete (a commit keeps the previous generation for exactly this reader)
+                if not current.exists():
+                    raise IndexNotFound(f"index {name!r} was removed while it was being opened — "
+                                        "see: ragqa index list") from None
                 if attempt == 2:
                     raise
 
