@@ -84,7 +84,7 @@ def _stat_problem(path: Path, st: os.stat_result, max_bytes: float) -> SkippedFi
     if not stat.S_ISREG(st.st_mode):
         return SkippedFile(path, "not a regular file (a device, FIFO or socket)", "ingest regular files only")
     if st.st_size > max_bytes:
-        return SkippedFile(path, f"{st.st_size / 1e6:.0f} MB is over the ingest.max_file_mb limit "
+        return SkippedFile(path, f"{st.st_size / 1e6:.1f} MB is over the ingest.max_file_mb limit "
                                  f"of {max_bytes / 1e6:g} MB", "split it or raise ingest.max_file_mb in the config")
     return None
 
@@ -117,10 +117,15 @@ def read_document(path: Path, data: bytes, pdf_parser: str = "pypdfium2", limits
         raw = (_pdfium_pages if pdf_parser == "pypdfium2" else _pypdf_pages)(path, data, max_pages)
         raw.title = _pdf_title(raw.title)
     else:
-        text = _decode(path, data)
+        text, problems = _decode(path, data), []
         if kind == "html":
+            # the HTML parser holds ~10x its input: cut first (markup is most of a page's bytes)
+            if limits is not None and len(text) > 4 * limits.max_file_chars:
+                text = text[:4 * limits.max_file_chars]
+                problems.append((f"HTML cut at {4 * limits.max_file_chars:,} characters before parsing",
+                                 "split the file or raise ingest.max_file_chars"))
             text = html_to_text(text)
-        raw = RawDocument(path, kind, _first_heading(text), [text])
+        raw = RawDocument(path, kind, _first_heading(text), [text], problems)
     if limits is not None:
         _limit_chars(raw, limits)
     return raw

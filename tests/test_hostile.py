@@ -96,11 +96,13 @@ def test_size_page_and_character_limits_each_give_one_line(tmp_path, word_embedd
     make_paper_pdf(tmp_path / "paper.pdf")
     (tmp_path / "big.txt").write_text("word " * 5000)
     (tmp_path / "huge.md").write_bytes(b"# Huge\n\n" + b"x " * 600_000)
+    (tmp_path / "page.html").write_text("<html><body>" + '<div class="cell">word</div>' * 3000 + "</body></html>")
     report = _run([tmp_path], word_embedder, max_pages=2, max_file_chars=10_000, max_file_mb=1.0)
-    assert _names(report.skipped) == {"huge.md": "1 MB is over the ingest.max_file_mb limit of 1 MB"}
+    assert _names(report.skipped) == {"huge.md": "1.2 MB is over the ingest.max_file_mb limit of 1 MB"}
     warnings = _names(report.warnings)
     assert warnings == {"paper.pdf": "only the first 2 of 4 pages read (ingest.max_pages)",
-                        "big.txt": "text cut at 10,000 characters"}
+                        "big.txt": "text cut at 10,000 characters",
+                        "page.html": "HTML cut at 40,000 characters before parsing"}
     store = IndexStore.open("h")
     assert store.manifest.docs[store.find_doc("paper.pdf")]["pages"] == 2
     assert sum(len(p) for p in store.pages[store.find_doc("big.txt")]) <= 10_000
