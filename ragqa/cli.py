@@ -48,9 +48,20 @@ def friendly(fn):
         try:
             return fn(*args, **kwargs)
         except RagqaError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            err.print(_plain(("error:", "red"), f" {exc}"), soft_wrap=True)
             raise typer.Exit(1) from None
     return wrapper
+
+
+def _plain(*parts):
+    """One line where every str part is shown as plain text: document text, titles, paths and
+    messages quoting them may hold '[/INST]' (not Rich markup) or ESC sequences (made visible).
+    (text, style) pairs are our own labels."""
+    from rich.text import Text
+
+    from ragqa.errors import printable
+
+    return Text.assemble(*(printable(p) if isinstance(p, str) else p for p in parts))
 
 
 @app.command()
@@ -70,7 +81,9 @@ def ingest(paths: List[Path] = typer.Argument(..., help="PDF/Markdown/HTML/text 
     cfg = load_config(config, ingest={"pdf_parser": pdf_parser}, embedder={"model": embedder})
     report = run_ingest(paths, index=index, config=cfg, progress=not quiet)
     for problem in report.skipped:
-        err.print(f"[yellow]skipped[/yellow] {problem}", highlight=False, soft_wrap=True)
+        err.print(_plain(("skipped", "yellow"), f" {problem}"), soft_wrap=True)
+    for problem in report.warnings:
+        err.print(_plain(("partly read", "yellow"), f" {problem}"), soft_wrap=True)
     secs = sum(report.seconds.values())
     out.print(f"index [bold]{index}[/bold]: {len(report.added)} added, {len(report.unchanged)} unchanged, "
               f"{len(report.aliased)} duplicate content, {len(report.skipped)} skipped; "
@@ -84,7 +97,8 @@ def ingest(paths: List[Path] = typer.Argument(..., help="PDF/Markdown/HTML/text 
 @app.command()
 @friendly
 def search(query: str = typer.Argument(..., help="What to look for."),
-           k: int = typer.Option(5, "-k", help="Number of results."), index: str = IndexOpt,
+           k: Optional[int] = typer.Option(None, "-k", help="Number of results (default 5, or retrieval.k)."),
+           index: str = IndexOpt,
            doc: Optional[str] = typer.Option(None, "--doc", "-d", help="Only this document (file name, title or id)."),
            mode: Optional[str] = typer.Option(None, help="hybrid (default), dense or bm25."),
            as_json: bool = typer.Option(False, "--json", help="Print JSON lines."),
@@ -96,8 +110,10 @@ def search(query: str = typer.Argument(..., help="What to look for."),
     from ragqa.config import load_config
     from retrieval import open_retriever
 
+    if not query.strip():  # before loading anything, as ask does
+        raise RagqaError('empty query — give words to look for, e.g. ragqa search "two pre-training tasks"')
     cfg = load_config(config, retrieval={"mode": mode, "k": k})
-    hits = open_retriever(index, cfg).search(query, k=k, doc=doc)
+    hits = open_retriever(index, cfg).search(query, doc=doc)
     if as_json:
         for h in hits:
             out.print_json(json.dumps({"score": h.score, "dense": h.dense, "bm25": h.bm25, **vars(h.chunk)}))
@@ -105,9 +121,9 @@ def search(query: str = typer.Argument(..., help="What to look for."),
     if not hits:
         out.print("no results")
     for n, h in enumerate(hits, 1):
-        out.print(f"[bold][{n}][/bold] {h.score:.4f}  {h.chunk.location}"
-                  f"{' — ' + h.chunk.section if h.chunk.section else ''}", highlight=False)
-        out.print(f"    {h.snippet()}", highlight=False, soft_wrap=True)
+        out.print(_plain((f"[{n}]", "bold"), f" {h.score:.4f}  {h.chunk.location}"
+                         f"{' — ' + h.chunk.section if h.chunk.section else ''}"), soft_wrap=True)
+        out.print(_plain(f"    {h.snippet()}"), soft_wrap=True)
 
 
 @index_app.command("list")
@@ -119,7 +135,8 @@ def index_list():
     table = Table("index", "documents", "chunks", "embedder")
     for name in list_indexes():
         m = IndexStore.open(name).manifest
-        table.add_row(name, str(len(m.docs)), str(sum(len(d["chunk_ids"]) for d in m.docs.values())), m.embedder)
+        table.add_row(name, str(len(m.docs)), str(sum(len(d["chunk_ids"]) for d in m.docs.values())),
+                      _plain(m.embedder))
     out.print(table)
 
 
@@ -131,13 +148,21 @@ def index_stats(index: str = IndexOpt):
 
     store = IndexStore.open(index)
     m = store.manifest
-    out.print(f"index {index}: {len(m.docs)} documents, {len(store.chunks)} chunks, embedder {m.embedder} "
-              f"(dim {m.dim}), faiss {m.faiss}, chunking {m.chunking}", highlight=False)
+    out.print(_plain(f"index {index}: {len(m.docs)} documents, {len(store.chunks)} chunks, embedder {m.embedder} "
+                     f"(dim {m.dim}), faiss {m.faiss}, chunking {m.chunking}"), soft_wrap=True)
     table = Table("doc id", "title", "kind", "pages", "chunks", "file(s)")
     for doc_id, d in sorted(m.docs.items(), key=lambda kv: kv[1]["title"].lower()):
-        table.add_row(doc_id, d["title"][:60], d["kind"], str(d["pages"]), str(len(d["chunk_ids"])),
-                      "\n".join(os.path.relpath(p) for p in d["paths"]))
+        table.add_row(doc_id, _plain(d["title"][:60]), d["kind"], str(d["pages"]), str(len(d["chunk_ids"])),
+                      _plain(*_lines(os.path.relpath(p) for p in d["paths"])))
     out.print(table)
+
+
+def _lines(texts) -> list:
+    """Parts for ``_plain``: the texts one per line (the newlines are ours, not escaped)."""
+    parts = []
+    for t in texts:
+        parts += [("\n", ""), t] if parts else [t]
+    return parts
 
 
 @index_app.command("remove")
@@ -149,10 +174,12 @@ def index_remove(index: str = IndexOpt,
     from retrieval.store import remove_document, remove_index
 
     what = f"document {doc!r} from index {index!r}" if doc else f"index {index!r}"
-    if not yes and not typer.confirm(f"remove {what}?"):
+    from ragqa.errors import printable
+
+    if not yes and not typer.confirm(f"remove {printable(what)}?"):
         raise typer.Exit(1)
     remove_document(index, doc) if doc else remove_index(index)
-    out.print(f"removed {what}")
+    out.print(_plain(f"removed {what}"))
 
 
 ModelOpt = typer.Option(None, "--model", "-m", help="HF id, local folder, .gguf file, or the served name with --base-url.")
@@ -264,7 +291,7 @@ def chat(index: str = IndexOpt,
             result = _print_answer(stream_answer(question, generator, retriever, cfg.answer, history,
                                                  use_retrieval=not no_retrieval), False)
         except RagqaError as exc:  # one bad turn does not end the conversation
-            err.print(f"[red]error:[/red] {exc}", highlight=False)
+            err.print(_plain(("error:", "red"), f" {exc}"), soft_wrap=True)
             continue
         history.append((question, result.text))
 
@@ -315,7 +342,7 @@ def eval_cmd(qa: Path = typer.Option(..., "--qa", help="Questions: ARAGOG/QASPER
                       generator={"model": model, "base_url": base_url, "precision": precision})
     summary = evaluate(qa, index, out_dir, cfg)
     for problem in summary["problems"][:20]:
-        err.print(f"[yellow]skipped[/yellow] {problem}", highlight=False)
+        err.print(_plain(("skipped", "yellow"), f" {problem}"), soft_wrap=True)
     if summary["missing_docs"]:
         err.print(f"[yellow]warning:[/yellow] {len(summary['missing_docs'])} gold documents are not in index "
                   f"{index!r} (e.g. {summary['missing_docs'][0]}) — ingest them for fair retrieval scores")

@@ -84,6 +84,13 @@ class IngestConfig:
     overlap_tokens: int = 16  # tokens repeated between neighbours; chunks already end at sentence ends
     pdf_parser: str = "pypdfium2"  # 'pypdfium2' (fastest measured) or 'pypdf'
     min_chars: int = 40  # a document with less extracted text than this is reported as empty
+    # limits against hostile or runaway input; each one hit is reported as one line
+    max_file_mb: float = 200.0  # larger files are skipped (a 1,000-page scanned book is ~100 MB)
+    max_pages: int = 2000  # pages read per PDF; the rest are left out with a warning
+    max_page_chars: int = 100_000  # characters kept per PDF page (a dense page has ~8,000)
+    max_file_chars: int = 5_000_000  # characters kept per file (~1.2 M tokens, ~5,000 chunks)
+    max_inflate_ratio: float = 100.0  # decompressed PDF stream bytes per file byte (a flate bomb is ~1000)
+    commit_every: int = 100  # documents per saved generation, so an interrupted ingest keeps finished steps
 
     def __post_init__(self):
         if self.pdf_parser not in ("pypdfium2", "pypdf"):
@@ -94,6 +101,10 @@ class IngestConfig:
             raise ConfigError(
                 f"ingest.overlap_tokens={self.overlap_tokens}: must be between 0 and chunk_tokens/2"
             )
+        for name in ("max_file_mb", "max_pages", "max_page_chars", "max_file_chars", "max_inflate_ratio",
+                     "commit_every"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"ingest.{name}={getattr(self, name)}: must be > 0")
 
 
 @dataclass
@@ -217,6 +228,9 @@ def load_config(path: str | Path | None = None, **overrides: dict) -> Config:
     ``overrides`` maps a section name to ``{field: value}``; ``None`` values are ignored
     so CLI flags left unset do not clobber the file.
     """
+    if path and not Path(path).is_file():  # a typo in --config must not silently fall back to defaults
+        raise ConfigError(f"{path}: config file not found — check the path, or leave out --config "
+                          f"to use {home() / 'ragqa.toml'}")
     path = Path(path) if path else home() / "ragqa.toml"
     data: dict = {}
     if path.exists():

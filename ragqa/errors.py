@@ -3,6 +3,22 @@
 Library code raises these; only the CLI turns them into one line and exit code 1.
 Each message names the thing at fault and the fix.
 """
+import re
+
+# C0/C1 controls (ESC starts terminal sequences: window title, clear screen), line and paragraph
+# separators, bidi overrides, and the lone surrogates that stand for undecodable bytes in file names
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def printable(text) -> str:
+    """``text`` (from a document or a path) as one safe line: control characters become visible
+    escapes, and an undecodable file-name byte shows as ``\\xe9``, as ``ls -b`` would."""
+    def escape(m: re.Match) -> str:
+        c = m.group()
+        if "\udc80" <= c <= "\udcff":  # os.fsdecode's stand-in for a byte that is not UTF-8
+            return f"\\x{ord(c) - 0xdc00:02x}"
+        return c.encode("unicode_escape").decode("ascii")
+    return _UNPRINTABLE.sub(escape, str(text))
 
 
 class RagqaError(Exception):
@@ -30,7 +46,15 @@ class SkippedFile(RagqaError):
 
     def __init__(self, path, reason: str, fix: str):
         self.path, self.reason, self.fix = str(path), reason, fix
-        super().__init__(f"{path}: {reason} — {fix}")
+        super().__init__(f"{printable(path)}: {printable(reason)} — {fix}")
+
+
+class PartlyIngested(RagqaError):
+    """One input file was ingested without some of its content (unreadable pages, a limit hit)."""
+
+    def __init__(self, path, reason: str, fix: str):
+        self.path, self.reason, self.fix = str(path), reason, fix
+        super().__init__(f"{printable(path)}: {printable(reason)} — {fix}")
 
 
 class GeneratorError(RagqaError):

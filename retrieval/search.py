@@ -32,6 +32,9 @@ class Retriever:
     """Search one opened index. Build once, query many times (BM25 is built lazily)."""
 
     def __init__(self, store: IndexStore, embedder, config: RetrievalConfig | None = None):
+        from retrieval.store import check_same_model
+
+        check_same_model(store.manifest, embedder)  # one short embedding, before any wrong answer
         self.store, self.embedder, self.config = store, embedder, config or RetrievalConfig()
         self._bm25 = self._vocab = None
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import json
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,7 @@ class Manifest:
     docs: dict = field(default_factory=dict)  # doc_id -> {title, kind, pages, paths, chunk_ids}
     faiss: str = "Flat"
     version: int = FORMAT_VERSION
+    probe: list = field(default_factory=list)  # the embedder's vector for PROBE_TEXT: same name, same weights?
 
 
 def validate_name(name: str) -> str:
@@ -109,15 +111,30 @@ class IndexStore:
             known = ", ".join(list_indexes()) or "none yet"
             raise IndexNotFound(f"index {name!r} not found in {indexes_dir()} (known: {known}) — "
                                 f"build it with: ragqa ingest PATH --index {name}")
-        gen = root / current.read_text().strip()
-        manifest = Manifest(**json.loads((gen / "manifest.json").read_text()))
+        for attempt in range(3):
+            try:
+                return cls._load(root, root / current.read_text().strip(), embedder_id)
+            except FileNotFoundError:
+                # two commits finished while we were loading: our generation is gone, the live
+                # one is complete (a commit keeps the previous generation for exactly this reader)
+                if not current.exists():
+                    raise IndexNotFound(f"index {name!r} was removed while it was being opened — "
+                                        "see: ragqa index list") from None
+                if attempt == 2:
+                    raise
+
+    @classmethod
+    def _load(cls, root: Path, gen: Path, embedder_id: str | None) -> "IndexStore":
+        manifest = Manifest(**json.loads((gen / "manifest.json").read_text(encoding="utf-8")))
         check_embedder(manifest, embedder_id)
-        chunks = [Chunk(**json.loads(line)) for line in (gen / "chunks.jsonl").open()]
+        with open(gen / "chunks.jsonl", encoding="utf-8") as f:
+            chunks = [Chunk(**json.loads(line)) for line in f]
         vectors = np.load(gen / "vectors.npy")
         pages: dict[str, list[str]] = {}
-        for line in (gen / "pages.jsonl").open():
-            rec = json.loads(line)
-            pages[rec["doc_id"]] = rec["pages"]
+        with open(gen / "pages.jsonl", encoding="utf-8") as f:
+            for line in f:
+                rec = json.loads(line)
+                pages[rec["doc_id"]] = rec["pages"]
         return cls(root, manifest, chunks, vectors, pages, load_faiss(gen / "faiss.index"))
 
     @classmethod
@@ -162,41 +179,81 @@ class IndexStore:
         number = 1 + max([int(p.name[4:]) for p in self.root.glob("gen-[0-9]*") if p.name[4:].isdigit()],
                          default=0)
         gen, tmp = self.root / f"gen-{number:06d}", self.root / f".gen-{number:06d}.tmp"
+        live = (self.root / "CURRENT").read_text().strip() if (self.root / "CURRENT").exists() else ""
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        self._faiss = build_faiss(self.vectors)
-        self.manifest.faiss = type(self._faiss).__name__
-        self._write(tmp)
-        _atomic.fsync_tree(tmp)
+        try:
+            self._faiss = build_faiss(self.vectors)
+            self.manifest.faiss = type(self._faiss).__name__
+            self._write(tmp)
+            _atomic.fsync_tree(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written is left behind
+            raise
         tmp.rename(gen)
         _atomic.fsync_dir(self.root)
         if before_flip:  # test hook: lets a test kill -9 the process at the worst moment
             before_flip(gen)
         _atomic.write_bytes(self.root / "CURRENT", gen.name.encode())
-        self._drop_old_generations(keep=gen.name)
+        # the generation live until now stays: a reader that read CURRENT a moment ago may still be
+        # loading it; it goes at the next commit
+        self._drop_old_generations(keep={gen.name, live})
 
     def _write(self, folder: Path) -> None:
         (folder / "manifest.json").write_text(json.dumps(dataclasses.asdict(self.manifest), indent=1))
-        with open(folder / "chunks.jsonl", "w") as f:
+        with open(folder / "chunks.jsonl", "w", encoding="utf-8") as f:
             for c in self.chunks:
-                f.write(json.dumps(dataclasses.asdict(c), ensure_ascii=False) + "\n")
-        with open(folder / "pages.jsonl", "w") as f:
+                f.write(_json_line(dataclasses.asdict(c)))
+        with open(folder / "pages.jsonl", "w", encoding="utf-8") as f:
             for doc_id, pages in self.pages.items():
-                f.write(json.dumps({"doc_id": doc_id, "pages": pages}, ensure_ascii=False) + "\n")
+                f.write(_json_line({"doc_id": doc_id, "pages": pages}))
         np.save(folder / "vectors.npy", self.vectors)
         save_faiss(self._faiss, folder / "faiss.index")
 
-    def _drop_old_generations(self, keep: str) -> None:
+    def _drop_old_generations(self, keep: set[str]) -> None:
         for p in self.root.iterdir():
-            if p.is_dir() and p.name != keep and (p.name.startswith("gen-") or p.name.startswith(".gen-")):
+            if p.is_dir() and p.name not in keep and (p.name.startswith("gen-") or p.name.startswith(".gen-")):
                 shutil.rmtree(p, ignore_errors=True)
+
+
+def _json_line(obj) -> str:
+    """JSON that UTF-8 can hold: a file name that is not UTF-8 (latin-1 ``café.md``) reaches us
+    with lone surrogates (``os.fsdecode``); as ``\\udce9`` escapes they round-trip losslessly,
+    so the file can be found again under its exact bytes."""
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(obj, ensure_ascii=False)) + "\n"
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+PROBE_TEXT = "ragqa probe: attention heads retrieve passages about transformers."
+
+
+def embedder_probe(embedder) -> list[float]:
+    return [round(float(x), 5) for x in embedder.embed_batch([PROBE_TEXT])[0]]
+
+
+def check_same_model(manifest: Manifest, embedder) -> None:
+    """Names are not enough: a model folder replaced in place keeps its name and changes the
+    vectors (or their size, which FAISS answers with an AssertionError)."""
+    rebuild = (f"rebuild it: ragqa index remove --index {manifest.name} -y, then ragqa ingest PATH "
+               f"--index {manifest.name}")
+    if embedder.dim != manifest.dim:
+        raise EmbedderMismatch(f"index {manifest.name!r} holds {manifest.dim}-dimensional vectors but embedder "
+                               f"{embedder.id!r} now gives {embedder.dim} (its model changed) — {rebuild}")
+    if manifest.probe:
+        now = np.asarray(embedder_probe(embedder), np.float32)
+        if float(now @ np.asarray(manifest.probe, np.float32)) < 0.99:  # bf16 and thread noise stay far above
+            raise EmbedderMismatch(f"index {manifest.name!r} was built with other weights under the name "
+                                   f"{embedder.id!r} (its model folder changed) — {rebuild}")
 
 
 def check_embedder(manifest: Manifest, embedder_id: str | None) -> None:
     if embedder_id and embedder_id != manifest.embedder:
         raise EmbedderMismatch(
             f"index {manifest.name!r} was built with embedder {manifest.embedder!r}, not {embedder_id!r} — "
-            f"use --embedder {manifest.embedder} or rebuild into a new index with --index NEW_NAME")
+            f"set model = \"{manifest.embedder}\" under [embedder] in your config file (ragqa.toml or --config), "
+            f"or rebuild into a new index: ragqa ingest PATH --index NEW_NAME")
 
 
 class WriteLock:
@@ -223,10 +280,11 @@ class WriteLock:
 
 def remove_index(name: str) -> None:
     root = index_path(name)
-    if not (root / "CURRENT").exists():
+    # a folder without CURRENT is what a killed remove leaves: not listed, but removable
+    if not root.is_dir():
         raise IndexNotFound(f"index {name!r} not found in {indexes_dir()} — see: ragqa index list")
     with WriteLock(name):
-        (root / "CURRENT").unlink()  # first, so a crash mid-delete leaves no half-index that looks live
+        (root / "CURRENT").unlink(missing_ok=True)  # first, so a crash mid-delete leaves no half-index that looks live
     shutil.rmtree(root)
 
 

@@ -126,3 +126,51 @@ class QueueGenerator:
         words = reply.split(" ")
         for i, word in enumerate(words):
             yield word if i == 0 else " " + word
+
+
+def make_raw_pdf(path: Path, content: bytes, compressed: bool = True) -> Path:
+    """A one-page PDF written by hand around a content stream (already deflated when
+    ``compressed``), with a correct cross-reference table."""
+    stream_dict = f"<< /Length {len(content)}{' /Filter /FlateDecode' if compressed else ''} >>".encode()
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+               b"/Resources << /Font << /F1 5 0 R >> >> >>",
+               stream_dict + b"\nstream\n" + content + b"\nendstream",
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for n, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{n} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    path.write_bytes(bytes(out))
+    return path
+
+
+def make_flate_bomb_pdf(path: Path, inflated_mb: int = 64) -> Path:
+    """A PDF whose one content stream inflates to ``inflated_mb`` MB of spaces (~1000x its size)."""
+    deflate, block = zlib.compressobj(9), b" " * (1 << 20)
+    body = b"".join(deflate.compress(block) for _ in range(inflated_mb)) + deflate.compress(
+        b"BT /F1 12 Tf 72 720 Td (bomb) Tj ET") + deflate.flush()
+    return make_raw_pdf(path, body)
+
+
+# edits of a make_paper_pdf file (4 pages, page tree in object 1) that break its page tree
+BROKEN_PAGE_TREES = {
+    "count_lies": (b"/Count 4", b"/Count 9"),  # 4 pages, claims 9
+    "kid_dangling": (b"9 0 R]", b"99 0 R]"),  # the last page points nowhere
+    "cycle": (b"/Kids [3 0 R\n5 0 R", b"/Kids [3 0 R\n1 0 R"),  # the tree contains itself
+    "kids_not_array": (b"/Kids [3 0 R\n5 0 R\n7 0 R\n9 0 R]", b"/Kids 3 0 R                   "),
+    "kids_missing": (b"/Kids", b"/Kidz"),
+}
+
+
+def make_broken_page_tree_pdf(path: Path, kind: str) -> Path:
+    old, new = BROKEN_PAGE_TREES[kind]
+    data = make_paper_pdf(path).read_bytes()
+    assert old in data, kind
+    path.write_bytes(data.replace(old, new, 1))
+    return path

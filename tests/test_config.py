@@ -29,7 +29,7 @@ def test_flags_override_file_and_none_is_ignored(tmp_path):
 
 def test_invalid_values_name_the_field_and_fix(tmp_path):
     with pytest.raises(ConfigError, match="ingest.pdf_parser='pdfminer': use 'pypdfium2' or 'pypdf'"):
-        load_config(tmp_path / "none.toml", ingest={"pdf_parser": "pdfminer"})
+        load_config(None, ingest={"pdf_parser": "pdfminer"})  # a missing --config file is an error now
     f = tmp_path / "c.toml"
     f.write_text("[ingest]\nchunk_size = 3\n")
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['chunk_size'\] in \[ingest\]"):

@@ -98,8 +98,8 @@ def test_scoped_question_whose_document_is_absent_is_an_error_not_an_unscoped_an
         {"id": "q2", "doc_id": "t5", "question": "What is it?", "answers": ["a text-to-text transformer"],
          "answer_type": "free_form"}]))
     gen = QueueGenerator("masked language modelling [1]")
-    config = Config(answer=AnswerConfig(k=2, abstain_below=-1), eval=EvalConfig(retrieval="on", bootstrap=50,
-                                                                                yardstick=False))
+    config = Config(answer=AnswerConfig(k=2, abstain_below=-1, abstain_below_scoped=-1),
+                    eval=EvalConfig(retrieval="on", bootstrap=50, yardstick=False))
     summary = evaluate(qa, "ev", tmp_path / "r", config, generator_factory=lambda cfg: gen, embedder=word_embedder,
                        progress=False)
     rows = {r["id"]: r for r in map(json.loads, (tmp_path / "r" / "results.jsonl").open())}

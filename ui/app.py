@@ -116,7 +116,7 @@ class ChatBackend:
             if saved:
                 report = ingest(saved, index=index, config=self.config, embedder=self.embedder,
                                 progress=progress is not None)
-                rejected += [str(s) for s in report.skipped]
+                rejected += [str(s) for s in report.skipped + report.warnings]  # warnings: partly read
         except RagqaError as exc:
             return f"Error: {exc}", self.documents(index)
         finally:
@@ -181,6 +181,20 @@ def _with_progress(backend: ChatBackend):
     return upload
 
 
+def check_port(host: str, port: int) -> None:
+    """One line when ``host:port`` cannot be served (busy, or an address this machine lacks)."""
+    import socket
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: TIME_WAIT is no conflict
+            s.bind((host, port))
+    except OSError as exc:
+        raise RagqaError(f"cannot serve on {host}:{port} ({exc.strerror or exc}) — stop the program using it "
+                         f"(another ragqa serve?) or pass --port {port + 1 if port < 65535 else 8080}") from None
+
+
 def serve(index: str = "default", host: str | None = None, port: int | None = None, auth: str | None = None,
           share: bool = False, config: Config | None = None, block: bool = True):
     """Launch the chat on ``host:port`` (127.0.0.1 unless told otherwise)."""
@@ -192,8 +206,10 @@ def serve(index: str = "default", host: str | None = None, port: int | None = No
         if not sep or not user or not password:
             raise RagqaError("--auth must be USER:PASSWORD, e.g. --auth me:s3cret")
         credentials = (user, password)
+    host, port = host or config.ui.host, port or config.ui.port
+    check_port(host, port)  # before the models load, and instead of Gradio's traceback
     app = build_app(ChatBackend(config), index)
-    app.launch(server_name=host or config.ui.host, server_port=port or config.ui.port, auth=credentials,
+    app.launch(server_name=host, server_port=port, auth=credentials,
                share=share, inbrowser=False, max_file_size=int(config.ui.max_upload_mb * 1e6),
                prevent_thread_lock=not block, quiet=False)
     return app
