@@ -6,6 +6,7 @@ import functools
 import json
 import logging
 import os
+import re
 from pathlib import Path
 from typing import List, Optional
 
@@ -13,10 +14,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from rich.text import Text
 
-from ragqa.errors import RagqaError
+from ragqa.errors import RagqaError, printable
 
+_NO_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0/C1 controls but tab and newline
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Ask questions about your research papers and technical blog posts, locally.")
 index_app = typer.Typer(no_args_is_help=True, help="List, inspect and remove indexes.")
@@ -212,7 +213,8 @@ def _print_answer(stream, as_json: bool):
         if isinstance(item, Answer):
             result = item
         elif not as_json:
-            out.print(item, end="", highlight=False, markup=False, soft_wrap=True)
+            # generated text may echo a document's control sequences: drop them, keep line breaks
+            out.print(_NO_CONTROL.sub("", item), end="", highlight=False, markup=False, soft_wrap=True)
     if as_json:
         out.print_json(json.dumps(result.to_dict()))
         return result
@@ -221,17 +223,17 @@ def _print_answer(stream, as_json: bool):
         return result
     for s in result.sources:
         what = f'background for "{s.term}"' if s.term else (s.chunk.section or s.chunk.title)
-        out.print(f"[dim]source [{s.n}] {s.label} — {what}[/dim]", highlight=False, soft_wrap=True)
+        out.print(_plain(f"source [{s.n}] {s.label} — {what}"), style="dim", highlight=False, soft_wrap=True)
     from ragqa.citations import report_lines
 
     for text, ok in report_lines(result.citations, lambda n: (s := result.source(n)) and s.label):
-        out.print(Text(text, style="green" if ok else "red"), soft_wrap=True)
+        out.print(_plain((printable(text), "green" if ok else "red")), soft_wrap=True)  # a quote is document text
     for e in result.evidence:
-        out.print(f"[dim]evidence for \"{e.sentence[:80]}\": [{e.source}] {result.source(e.source).label} — "
-                  f"\"{e.text[:200]}\"[/dim]", highlight=False, soft_wrap=True)
+        out.print(_plain(f'evidence for "{e.sentence[:80]}": [{e.source}] {result.source(e.source).label} — '
+                         f'"{e.text[:200]}"'), style="dim", highlight=False, soft_wrap=True)
     if result.terms:
-        out.print("[dim]terms: " + ", ".join(f"{t['term']}" + (f" → [{t['source']}]" if t["source"] else "")
-                                             for t in result.terms) + "[/dim]", highlight=False)
+        out.print(_plain("terms: " + ", ".join(f"{t['term']}" + (f" → [{t['source']}]" if t["source"] else "")
+                                               for t in result.terms)), style="dim", highlight=False)
     out.print(f"[dim]{escape(result.timing_line())}[/dim]", highlight=False)
     return result
 

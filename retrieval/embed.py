@@ -12,6 +12,7 @@ import numpy as np
 
 from ragqa.config import DEFAULT_EMBEDDER, EmbedderConfig, cpu_has_bf16, default_threads, packaged_file
 from ragqa.errors import ConfigError
+from ragqa.hub import check_available
 
 
 class Embedder(Protocol):
@@ -54,7 +55,7 @@ class SentenceTransformerEmbedder:
 
     def __init__(self, config: EmbedderConfig | None = None):
         self.config = config or EmbedderConfig()
-        check_available(self.config.model)  # before importing torch: a wrong id fails in a second
+        check_available("embedder", self.config.model, packaged=(DEFAULT_EMBEDDER,))  # before importing torch: a wrong id fails in a second
         import torch
         from sentence_transformers import SentenceTransformer
 
@@ -102,33 +103,6 @@ class SentenceTransformerEmbedder:
         if precision == "bf16" and self.model.device.type == "cpu":
             return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
-
-
-def check_available(model: str) -> None:
-    """One line, at once, when a model must come from the Hugging Face hub and cannot: without it,
-    an unknown id on a machine without internet costs ~50 s of retries and ~20 lines of warnings."""
-    if model == DEFAULT_EMBEDDER or Path(model).expanduser().exists() or _in_hub_cache(model):
-        return
-    fix = "pass a local model folder, or a name already downloaded into the Hugging Face cache"
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
-        raise ConfigError(f"embedder {model}: not a local folder and not in the Hugging Face cache "
-                          f"(HF_HUB_OFFLINE is set) — {fix}")
-    import socket
-    from urllib.parse import urlparse
-
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
-    try:
-        socket.create_connection((host, 443), timeout=3).close()
-    except OSError:
-        raise ConfigError(f"embedder {model}: not a local folder, not in the Hugging Face cache, and "
-                          f"{host} cannot be reached to download it — {fix}") from None
-
-
-def _in_hub_cache(model: str) -> bool:
-    from huggingface_hub import try_to_load_from_cache
-
-    names = [model] if "/" in model else [model, f"sentence-transformers/{model}"]
-    return any(isinstance(try_to_load_from_cache(n, "config.json"), str) for n in names)
 
 
 def _device() -> str:

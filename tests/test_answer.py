@@ -144,6 +144,18 @@ def test_cli_ask_prints_answer_and_checked_citations(corpus, fake_models):
     assert data["answer"] == "Masked language modelling [1]." and data["sources"][0]["path"].endswith("bert.md")
 
 
+def test_cli_ask_prints_document_text_as_plain_text(tmp_path, fake_models):
+    (tmp_path / "chat.md").write_text("# [/INST] Llama chat format\n\nThe chat format wraps turns in "
+                                      "[INST] tags \x1b]0;pwned\x07 and [/INST] closes a user turn.\n")
+    runner = CliRunner()
+    assert runner.invoke(app, ["ingest", "-q", str(tmp_path), "--index", "t"]).exit_code == 0
+    fake_models.enqueue('It "wraps turns in [INST] tags" [1] \x1b[2J.')
+    result = runner.invoke(app, ["ask", "How does the Llama chat format wrap turns in INST tags?", "--index", "t"])
+    assert result.exit_code == 0, result.output
+    assert "[/INST] Llama chat format" in result.output and "\x1b" not in result.output
+    assert '"wraps turns in [INST] tags" · verified quote' in result.output
+
+
 @pytest.mark.parametrize("args, message", [
     (["ask", "", "--index", "t"], "empty question"),
     (["ask", "What is BERT?", "--index", "nope"], "nope"),

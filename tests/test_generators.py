@@ -126,7 +126,7 @@ def test_adapter_is_loaded_and_a_foreign_adapter_refused(tmp_path):
 
 
 def test_unknown_model_is_one_clear_line(tmp_path):
-    with pytest.raises(ConfigError, match="cannot load .* give a local folder"):
+    with pytest.raises(ConfigError, match="no-such-model: not a local folder and not in the Hugging Face cache"):
         TransformersGenerator(GeneratorConfig(model="no-such-org/no-such-model"))
     with pytest.raises(ConfigError, match="GGUF file not found"):
         TransformersGenerator(GeneratorConfig(model=str(tmp_path / "missing.gguf")))
@@ -184,3 +184,11 @@ def test_loop_stop_cuts_lines_repeating_with_counting_numbers():
     assert stop._looped(as_ids("5. PDF files.\n6. PDF files.\n7. PDF files.\n8. PDF files.\n"))
     assert not stop._looped(as_ids("1. PDF\n2. Markdown\n3. HTML\n4. text\n"))  # a real list
     assert not stop._looped(as_ids("[1]\n[2]\n[3]\n"))  # too short to call a loop
+
+
+def test_unknown_model_id_offline_is_one_line_at_once():
+    from ragqa.errors import ConfigError
+    from ragqa.generators import resolve_model
+
+    with pytest.raises(ConfigError, match="model nobody/no-such-model: not a local folder and not in the Hugging Face cache"):
+        resolve_model("nobody/no-such-model")  # checked before transformers tries (and retries) the hub

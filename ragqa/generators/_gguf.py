@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ragqa.config import DEFAULT_GENERATOR, home, packaged_file
 from ragqa.errors import ConfigError
+from ragqa.hub import check_available
 
 log = logging.getLogger("ragqa")
 
@@ -68,6 +69,7 @@ def resolve_model(model: str) -> str:
         if not Path(model).is_file():
             raise ConfigError(f"model {model}: GGUF file not found — check the path")
         return str(converted_gguf(Path(model)))
+    check_available("model", model)  # an unknown id offline: one line now, not a minute of retries
     return model
 
 
