@@ -113,6 +113,7 @@ class RetrievalConfig:
     k: int = 5  # results returned
     rrf_k: int = 60  # reciprocal-rank-fusion constant (Cormack et al. 2009)
     candidates: int = 50  # results taken from each retriever before fusion
+    title_boost: bool = True  # a third fused ranking for documents whose title the query names (LLaMA, BERT)
 
     def __post_init__(self):
         if self.mode not in ("hybrid", "dense", "bm25"):

@@ -71,3 +71,20 @@ def test_ivf_recall_against_exact_search():
     _, approx = index.search(queries, 10)
     recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact)])
     assert recall >= 0.95
+
+
+def test_a_named_paper_ranks_first_when_the_words_favour_another(tmp_path, word_embedder):
+    docs = {"llama.md": "# LLaMA: Open and Efficient Foundation Language Models\n\nWe pre-normalize the input "
+                        "of each sub-layer and use the SwiGLU activation and rotary embeddings.",
+            "family.md": "# The Transformer Family\n\nThe transformer architecture stacks attention layers; "
+                         "many modifications of the transformer architecture improve it."}
+    for name, text in docs.items():
+        (tmp_path / name).write_text(text)
+    ingest([tmp_path], index="n", embedder=word_embedder, progress=False)
+    question = "What modifications does LLaMA make to the transformer architecture?"
+    plain = Retriever(IndexStore.open("n"), word_embedder, RetrievalConfig(title_boost=False))
+    named = Retriever(IndexStore.open("n"), word_embedder, RetrievalConfig())
+    assert plain.search(question, k=1)[0].chunk.path.endswith("family.md")
+    assert named.search(question, k=1)[0].chunk.path.endswith("llama.md")
+    # a lowercase common word of a title is not a name
+    assert named.named("what is the family of models?", plain.dense("family", 5)) == []
