@@ -126,7 +126,7 @@ def prepare(question: str, generator, retriever=None, config: AnswerConfig | Non
         if config.focus_tokens:
             result.sources = focus_sources(question, result.sources, retriever.embedder, config.focus_tokens,
                                            generator.count_tokens)
-        _add_background(result, retriever, generator, config)
+        _add_background(result, retriever, generator, config, doc)
         if config.lead_quote:
             result.lead = lead_quote(question, result.sources, retriever.embedder)
     result.timings["retrieval_ms"] = round(1000 * (time.perf_counter() - started), 1)
@@ -191,12 +191,13 @@ def _abstain(result: Answer) -> None:
     result.text = ABSTAIN + (f" Closest sources: {closest}." if closest else " The index holds no passages.")
 
 
-def _add_background(result: Answer, retriever, generator, config: AnswerConfig) -> None:
+def _add_background(result: Answer, retriever, generator, config: AnswerConfig, doc: str | None = None) -> None:
     from retrieval.terms import background, find_terms
 
     terms = find_terms(result.question, retriever.vocabulary(), config.max_terms)
     extra = background(result.question, retriever, config.background_tokens, config.max_terms,
-                       generator.count_tokens, skip_chunks={s.chunk.id for s in result.sources}, terms=terms)
+                       generator.count_tokens, skip_chunks={s.chunk.id for s in result.sources}, terms=terms,
+                       doc=doc)
     by_term = {b.term.text: b for b in extra}
     for term in terms:
         n = None

@@ -141,11 +141,14 @@ def excerpt(text: str, term: str, budget: int, count_tokens: Callable[[str], int
 
 def background(question: str, retriever, budget_tokens: int = 200, max_terms: int = 3,
                count_tokens: Callable[[str], int] | None = None,
-               skip_chunks: set[str] = frozenset(), terms: list[Term] | None = None) -> list[Background]:
+               skip_chunks: set[str] = frozenset(), terms: list[Term] | None = None,
+               doc: str | None = None) -> list[Background]:
     """Defining excerpts for the specialized terms of ``question``, within ``budget_tokens``.
 
     ``skip_chunks`` are chunk ids already in the prompt: a term they define needs no background.
-    ``terms`` saves detecting them again when the caller already has them.
+    ``terms`` saves detecting them again when the caller already has them. ``doc`` keeps the search
+    inside one document, as for a question scoped to it: "their activation function" means this
+    paper's, not the definition in another paper of the index.
     """
     count_tokens = count_tokens or (lambda s: int(len(s.split()) * 1.3) + 1)
     if terms is None:
@@ -154,7 +157,7 @@ def background(question: str, retriever, budget_tokens: int = 200, max_terms: in
         return []
     per_term, out, used = budget_tokens // len(terms), [], set(skip_chunks)
     for term in terms:
-        best = _defining_chunk(term, retriever, used)
+        best = _defining_chunk(term, retriever, used, doc)
         if best is None:
             continue
         chunk, defines = best
@@ -164,10 +167,10 @@ def background(question: str, retriever, budget_tokens: int = 200, max_terms: in
     return out
 
 
-def _defining_chunk(term: Term, retriever, used: set[str]):
+def _defining_chunk(term: Term, retriever, used: set[str], doc: str | None = None):
     """Among passages retrieved for the term, the first that defines it, else that mentions it."""
     pattern, mention = _definition_pattern(term.text), re.compile(rf"\b{re.escape(term.text)}\b", re.I)
-    hits = retriever.search(f"{term.text}: definition, what {term.text} is", k=10)
+    hits = retriever.search(f"{term.text}: definition, what {term.text} is", k=10, doc=doc)
     mentions = [h.chunk for h in hits if mention.search(h.chunk.text)]
     for chunk in mentions:
         if pattern.search(" ".join(chunk.text.split())):

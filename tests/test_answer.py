@@ -77,6 +77,15 @@ def test_a_question_scoped_to_a_document_uses_the_scoped_threshold(retriever):
     assert not scoped.abstained and scoped.sources[0].chunk.path.endswith("bert.md") and len(gen.prompts) == 1
 
 
+def test_background_of_a_scoped_question_stays_in_its_document(retriever):
+    gen = QueueGenerator("It reads text in both directions [1].", "Low-rank matrices [1].")
+    cfg = AnswerConfig(k=1, abstain_below=-1, abstain_below_scoped=-1)
+    unscoped = answer("Does BERT use LoRA adapters?", gen, retriever, config=cfg)
+    assert any(s.term and s.chunk.path.endswith("lora.md") for s in unscoped.sources)
+    scoped = answer("Does BERT use LoRA adapters?", gen, retriever, config=cfg, doc="bert.md")
+    assert {s.chunk.path.rsplit("/", 1)[-1] for s in scoped.sources} == {"bert.md"}
+
+
 def test_no_retrieval_sends_the_bare_question(retriever):
     gen = QueueGenerator("An answer from memory.")
     result = answer("What is BERT?", gen, retriever, config=CFG, use_retrieval=False)
