@@ -15,8 +15,12 @@ from ragqa.citations import Citation, Evidence, check_citations, find_evidence
 from ragqa.config import AnswerConfig
 from ragqa.errors import RagqaError
 from ragqa.generators import BatchGenerator
-from retrieval.context import ABSTAIN, Source, best_sentences, build_messages, fit_sources, focus_sources
+from ragqa.text import split_sentences
+from retrieval.context import (ABSTAIN, Source, best_sentences, build_messages, fit_sources, focus_sources,
+                               is_yes_no)
 
+_VERDICT = re.compile(r"\W*(yes|no)\b", re.IGNORECASE)
+_NEGATION = re.compile(r"\b(not|no|never|none|neither|nor|cannot|\w+n't)\b", re.IGNORECASE)
 _FOLLOW_UP = re.compile(r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|the former|"
                         r"the latter|the same|above|previous|earlier)\b|^(and|but|also|what about|how about|why)\b",
                         re.IGNORECASE)
@@ -102,7 +106,7 @@ def stream_answer(question: str, generator, retriever=None, config: AnswerConfig
     else:
         if result.lead:  # known before the model runs: the reader sees the evidence at once
             yield result.lead + "\n\n"
-        yield from _generate(result, generator, messages)
+        yield from _generate(result, generator, messages, config or AnswerConfig())
     yield finish(result)
 
 
@@ -179,7 +183,7 @@ def answer_batch(questions: list[str], generator, retriever=None, batch_size: in
             texts = ["".join(generator.generate(m)) for _, m in part]
         share = (time.perf_counter() - began) / len(part)
         for (result, _), text in zip(part, texts):
-            result.text = text.strip()
+            result.text = shape(text, result.question, kwargs.get("config") or AnswerConfig())
             result.timings.update(tokens=generator.count_tokens(result.text) if result.text else 0,
                                   total_s=round(share, 3), batched=len(part))
     return [finish(r) for r, _ in prepared]
@@ -207,15 +211,43 @@ def _add_background(result: Answer, retriever, generator, config: AnswerConfig, 
         result.terms.append({"term": term.text, "kind": term.kind, "source": n, "corpus_df": term.corpus_df})
 
 
-def _generate(result: Answer, generator, messages: list[dict]) -> Iterator[str]:
-    start, first, pieces = time.perf_counter(), None, []
+def shape(raw: str, question: str, config: AnswerConfig, final: bool = True) -> str:
+    """The model's reply as shown: its first ``answer.max_sentences`` sentences (small models run on
+    into lists and loops after the answer), and for a yes/no question (``answer.yes_no_hint``) a
+    reply that restates instead of answering ("The lexicon is the same for all languages.") opened
+    with the verdict it states. While streaming (``final=False``) the unfinished last sentence is
+    kept, and a yes/no reply is held back until its first sentence is complete.
+    """
+    verdict = config.yes_no_hint and is_yes_no(question)
+    if not config.max_sentences and not verdict:
+        return raw.strip() if final else raw
+    sentences = split_sentences(raw)
+    done = sentences if final else sentences[:-1]
+    limit = config.max_sentences or len(sentences)
+    out = done[:limit] + ([] if final or len(done) >= limit else sentences[-1:])
+    if verdict and out and not _VERDICT.match(out[0]):
+        if not done:
+            return ""
+        out.insert(0, "No." if _NEGATION.search(done[0]) else "Yes.")
+    return " ".join(out)
+
+
+def _generate(result: Answer, generator, messages: list[dict], config: AnswerConfig) -> Iterator[str]:
+    start, first, raw, shown = time.perf_counter(), None, "", ""
     for piece in generator.generate(messages):
         if first is None:
             first = time.perf_counter()
-        pieces.append(piece)
-        yield piece
+        raw += piece
+        text = shape(raw, result.question, config, final=False)
+        if text.startswith(shown) and len(text) > len(shown):
+            yield text[len(shown):] if shown else text
+            shown = text
+        if config.max_sentences and len(split_sentences(raw)) > config.max_sentences:
+            break  # the answer is complete; what follows would be cut anyway
     end = time.perf_counter()
-    result.text = "".join(pieces).strip()
+    result.text = shape(raw, result.question, config)
+    if result.text.startswith(shown) and len(result.text) > len(shown):
+        yield result.text[len(shown):]
     tokens = generator.count_tokens(result.text) if result.text else 0
     result.timings.update(ttft_s=round((first or end) - start, 3), tokens=tokens, total_s=round(end - start, 3),
                           tokens_per_s=round((tokens - 1) / (end - first), 2) if first and tokens > 1 and end > first else None)

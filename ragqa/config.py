@@ -164,7 +164,8 @@ class AnswerConfig:
     focus_tokens: int = 0  # >0: keep only the passages' sentences closest to the question, this many tokens in all
     lead_quote: bool = False  # open the answer with the retrieved sentence closest to the question, quoted
     system: str = ""  # instruction given with the sources; "" = the built-in one (retrieval/context.py)
-    yes_no_hint: bool = False  # ask yes/no questions to be answered "Yes" or "No" first
+    yes_no_hint: bool = False  # ask yes/no questions to be answered "Yes" or "No" first, and open the reply so
+    max_sentences: int = 0  # >0: the reply is cut after this many sentences (0 = as generated)
     max_question_chars: int = 2000
 
     def __post_init__(self):

@@ -229,3 +229,25 @@ def test_yes_no_hint_only_for_yes_no_questions(retriever):
     answer("What are the pre-training tasks of BERT?", gen, retriever, config=cfg)
     assert gen.prompts[0][-1]["content"].endswith("Answer Yes or No first.")
     assert gen.prompts[1][-1]["content"].endswith("BERT?")
+
+
+@pytest.mark.parametrize("raw, question, expected", [
+    ("LoRA freezes the weights. It trains low-rank matrices. 1. A list 2. that runs on", "What does LoRA do?",
+     "LoRA freezes the weights. It trains low-rank matrices."),
+    ("The lexicon is the same for all languages. It is built once.", "Is the lexicon the same for all languages?",
+     "Yes. The lexicon is the same for all languages. It is built once."),
+    ("The paper does not report a baseline. Only the new model.", "Does the paper report a baseline?",
+     "No. The paper does not report a baseline. Only the new model."),
+    ("No, it is fully supervised.", "Is it unsupervised?", "No, it is fully supervised."),
+])
+def test_shape_cuts_after_the_answer_and_opens_yes_no_replies_with_the_verdict(raw, question, expected):
+    from ragqa.answer import shape
+
+    assert shape(raw, question, AnswerConfig(max_sentences=2, yes_no_hint=True)) == expected
+
+
+def test_shaped_stream_is_what_the_answer_holds(retriever):
+    gen = QueueGenerator("BERT reads text in both directions [1]. It is an encoder. It has many layers. And more.")
+    cfg = AnswerConfig(k=2, abstain_below=0.1, max_sentences=2, yes_no_hint=True)
+    items = list(stream_answer("Does BERT read text in both directions?", gen, retriever, cfg))
+    assert "".join(items[:-1]) == items[-1].text == "Yes. BERT reads text in both directions [1]. It is an encoder."
