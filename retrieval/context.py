@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from ragqa.text import split_sentences
 
 # short on purpose: with a longer instruction SmolLM2-135M drifted off the sources (measured on
-# the user guide); larger models follow it just as well
-SYSTEM_RAG = "Answer using only the sources. Cite sources as [1], [2]. Quote exact words in double quotes."
+# the user guide); larger models follow it just as well. Asking for one or two sentences, with
+# the passages cut to their best sentences, lifted QASPER dev semantic similarity (bench/answer_quality.py)
+SYSTEM_RAG = "Answer using only the sources, in one or two short sentences. Cite sources as [1], [2]."
 SYSTEM_BARE = "You answer questions about research papers and technical topics accurately and concisely."
 ABSTAIN = "I could not find this in the indexed documents."
 _HEADING = re.compile(r"^#{1,6}\s+[^\n]*\n?", re.MULTILINE)

@@ -174,3 +174,12 @@ def make_broken_page_tree_pdf(path: Path, kind: str) -> Path:
     assert old in data, kind
     path.write_bytes(data.replace(old, new, 1))
     return path
+
+
+def plain_answer_config(**overrides):
+    """AnswerConfig with the answer shaping off (no focus, lead quote, yes/no verdict or sentence cut):
+    tests of retrieval, prompts and citations see the model's reply as the fake gave it."""
+    from ragqa.config import AnswerConfig
+
+    return AnswerConfig(**{"focus_tokens": 0, "lead_quote": False, "yes_no_hint": False, "max_sentences": 0,
+                           **overrides})

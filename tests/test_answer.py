@@ -3,7 +3,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from fakes import QueueGenerator, WordEmbedder
+from fakes import QueueGenerator, WordEmbedder, plain_answer_config
 from ingest import ingest
 from ragqa.answer import ABSTAIN, Answer, answer, retrieval_query, stream_answer
 from ragqa.cli import app
@@ -20,7 +20,7 @@ DOCS = {
                "low-rank matrices. Adapters of this kind make fine-tuning cheap.",
     "rag.md": "# RAG\n\nRetrieval augmented generation conditions a generator on retrieved passages.",
 }
-CFG = AnswerConfig(k=2, abstain_below=0.1)
+CFG = plain_answer_config(k=2, abstain_below=0.1)
 
 
 @pytest.fixture
@@ -63,14 +63,14 @@ def test_fabricated_quote_is_flagged_and_evidence_attached(retriever):
 def test_abstains_without_calling_the_model(retriever):
     gen = QueueGenerator("should not be generated")
     result = answer("Which football club won the league in 1987?", gen, retriever,
-                    config=AnswerConfig(k=2, abstain_below=0.5))
+                    config=plain_answer_config(k=2, abstain_below=0.5))
     assert result.abstained and result.text.startswith(ABSTAIN) and "Closest sources: [1]" in result.text
     assert gen.prompts == [] and result.citations == []
 
 
 def test_a_question_scoped_to_a_document_uses_the_scoped_threshold(retriever):
     gen = QueueGenerator("Masked language modelling [1].")
-    cfg = AnswerConfig(k=2, abstain_below=0.9, abstain_below_scoped=0.01)
+    cfg = plain_answer_config(k=2, abstain_below=0.9, abstain_below_scoped=0.01)
     question = "Which prediction does it make?"  # names no topic, as scoped QASPER questions do
     assert answer(question, gen, retriever, config=cfg).abstained
     scoped = answer(question, gen, retriever, config=cfg, doc="bert.md")
@@ -79,7 +79,7 @@ def test_a_question_scoped_to_a_document_uses_the_scoped_threshold(retriever):
 
 def test_background_of_a_scoped_question_stays_in_its_document(retriever):
     gen = QueueGenerator("It reads text in both directions [1].", "Low-rank matrices [1].")
-    cfg = AnswerConfig(k=1, abstain_below=-1, abstain_below_scoped=-1)
+    cfg = plain_answer_config(k=1, abstain_below=-1, abstain_below_scoped=-1)
     unscoped = answer("Does BERT use LoRA adapters?", gen, retriever, config=cfg)
     assert any(s.term and s.chunk.path.endswith("lora.md") for s in unscoped.sources)
     scoped = answer("Does BERT use LoRA adapters?", gen, retriever, config=cfg, doc="bert.md")
@@ -96,7 +96,7 @@ def test_no_retrieval_sends_the_bare_question(retriever):
 def test_background_explains_terms_outside_the_top_passages(retriever):
     gen = QueueGenerator("Because only small matrices are trained [2].")
     result = answer("Why do adapters like LoRA make fine-tuning cheap compared to GPT?", gen, retriever,
-                    config=AnswerConfig(k=1, abstain_below=0.0))
+                    config=plain_answer_config(k=1, abstain_below=0.0))
     assert any(t["term"] == "LoRA" for t in result.terms)
     background = [s for s in result.sources if s.term]
     assert background, result.terms
@@ -106,7 +106,7 @@ def test_background_explains_terms_outside_the_top_passages(retriever):
 
 def test_context_budget_cuts_passages_at_sentences(retriever):
     gen = QueueGenerator("ok")
-    config = AnswerConfig(k=3, context_tokens=64, background_tokens=0, abstain_below=0.0)
+    config = plain_answer_config(k=3, context_tokens=64, background_tokens=0, abstain_below=0.0)
     result = answer("BERT masked language modelling LoRA low-rank adaptation", gen, retriever, config=config)
     retrieved = [s for s in result.sources if not s.term]
     assert sum(len(s.text.split()) for s in retrieved) <= 64
@@ -150,7 +150,9 @@ def test_cli_ask_prints_answer_and_checked_citations(corpus, fake_models):
     fake_models.enqueue("Masked language modelling [1].")
     result = runner.invoke(app, ["ask", "pre-training tasks of BERT?", "--index", "t", "--json"])
     data = json.loads(result.output)
-    assert data["answer"] == "Masked language modelling [1]." and data["sources"][0]["path"].endswith("bert.md")
+    # the default answer opens with the retrieved sentence closest to the question, quoted and cited
+    lead = '"BERT is pre-trained with masked language modelling and next sentence prediction." [1]'
+    assert data["answer"] == f"{lead}\n\nMasked language modelling [1]." and data["sources"][0]["path"].endswith("bert.md")
 
 
 def test_cli_ask_prints_document_text_as_plain_text(tmp_path, fake_models):
@@ -195,7 +197,7 @@ def test_answer_batch_keeps_order_and_abstains_per_question(retriever):
     gen = QueueGenerator("Masked language modelling [1].", "Next token prediction [1].")
     results = answer_batch(["What are the pre-training tasks of BERT?", "Which football club won in 1987?",
                             "How is GPT trained autoregressively?"], gen, retriever,
-                           config=AnswerConfig(k=2, abstain_below=0.3))
+                           config=plain_answer_config(k=2, abstain_below=0.3))
     assert [r.abstained for r in results] == [False, True, False]
     assert results[0].text == "Masked language modelling [1]." and results[2].text == "Next token prediction [1]."
     assert results[0].citations[0].status == "supported" and len(gen.prompts) == 2
@@ -203,7 +205,7 @@ def test_answer_batch_keeps_order_and_abstains_per_question(retriever):
 
 def test_lead_quote_streams_first_and_is_a_verified_citation(retriever):
     gen = QueueGenerator("Masked language modelling and next sentence prediction [1].")
-    cfg = AnswerConfig(k=2, abstain_below=0.1, lead_quote=True)
+    cfg = plain_answer_config(k=2, abstain_below=0.1, lead_quote=True)
     items = list(stream_answer("What are the pre-training tasks of BERT?", gen, retriever, cfg))
     result = items[-1]
     lead = '"BERT is pre-trained with masked language modelling and next sentence prediction." [1]'
@@ -213,7 +215,7 @@ def test_lead_quote_streams_first_and_is_a_verified_citation(retriever):
 
 def test_focus_keeps_the_sentences_closest_to_the_question_and_renumbers(retriever):
     gen = QueueGenerator("LoRA freezes pretrained weights [1].")
-    cfg = AnswerConfig(k=3, abstain_below=0.1, focus_tokens=12)
+    cfg = plain_answer_config(k=3, abstain_below=0.1, focus_tokens=12)
     result = answer("What does LoRA freeze in the pretrained weights?", gen, retriever, config=cfg)
     retrieved = [s for s in result.sources if not s.term]
     assert [s.n for s in retrieved] == list(range(1, len(retrieved) + 1))
@@ -224,7 +226,7 @@ def test_focus_keeps_the_sentences_closest_to_the_question_and_renumbers(retriev
 
 def test_yes_no_hint_only_for_yes_no_questions(retriever):
     gen = QueueGenerator("Yes [1].", "Masked language modelling [1].")
-    cfg = AnswerConfig(k=2, abstain_below=0.1, yes_no_hint=True)
+    cfg = plain_answer_config(k=2, abstain_below=0.1, yes_no_hint=True)
     answer("Is BERT pre-trained with masked language modelling?", gen, retriever, config=cfg)
     answer("What are the pre-training tasks of BERT?", gen, retriever, config=cfg)
     assert gen.prompts[0][-1]["content"].endswith("Answer Yes or No first.")
@@ -243,11 +245,11 @@ def test_yes_no_hint_only_for_yes_no_questions(retriever):
 def test_shape_cuts_after_the_answer_and_opens_yes_no_replies_with_the_verdict(raw, question, expected):
     from ragqa.answer import shape
 
-    assert shape(raw, question, AnswerConfig(max_sentences=2, yes_no_hint=True)) == expected
+    assert shape(raw, question, plain_answer_config(max_sentences=2, yes_no_hint=True)) == expected
 
 
 def test_shaped_stream_is_what_the_answer_holds(retriever):
     gen = QueueGenerator("BERT reads text in both directions [1]. It is an encoder. It has many layers. And more.")
-    cfg = AnswerConfig(k=2, abstain_below=0.1, max_sentences=2, yes_no_hint=True)
+    cfg = plain_answer_config(k=2, abstain_below=0.1, max_sentences=2, yes_no_hint=True)
     items = list(stream_answer("Does BERT read text in both directions?", gen, retriever, cfg))
     assert "".join(items[:-1]) == items[-1].text == "Yes. BERT reads text in both directions [1]. It is an encoder."

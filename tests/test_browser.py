@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from fakes import QueueGenerator, make_paper_pdf
+from fakes import QueueGenerator, make_paper_pdf, plain_answer_config
 from ingest import ingest
 from ragqa.config import AnswerConfig, Config
 
@@ -33,7 +33,7 @@ def server(tmp_path, word_embedder, monkeypatch):
                                   "sentence prediction.")
     ingest([docs], index="papers", embedder=word_embedder, progress=False)
     gen = QueueGenerator('BERT uses "masked language modelling and next sentence prediction" [1].')
-    backend = ChatBackend(Config(answer=AnswerConfig(k=2, abstain_below=0.1)), embedder=word_embedder,
+    backend = ChatBackend(Config(answer=plain_answer_config(k=2, abstain_below=0.1)), embedder=word_embedder,
                           generator_factory=lambda cfg: gen)
     app = build_app(backend, "papers")
     port = free_port()

@@ -34,3 +34,15 @@ def test_invalid_values_name_the_field_and_fix(tmp_path):
     f.write_text("[ingest]\nchunk_size = 3\n")
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['chunk_size'\] in \[ingest\]"):
         load_config(f)
+
+
+def test_the_example_config_shows_the_defaults():
+    """configs/ragqa.toml says its values are the defaults: keep it true when a default changes."""
+    import tomllib
+
+    from ragqa.config import Config
+
+    defaults = Config()
+    for section, values in tomllib.loads((ROOT / "configs" / "ragqa.toml").read_text()).items():
+        for key, value in values.items():
+            assert getattr(getattr(defaults, section), key) == value, f"[{section}] {key}"

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from fakes import QueueGenerator
+from fakes import QueueGenerator, plain_answer_config
 from ingest import ingest
 from ragqa.config import AnswerConfig, Config, EvalConfig
 from ragqa.evaluate import evaluate
@@ -33,7 +33,7 @@ def test_grid_scores_compares_and_writes_a_report(setup, tmp_path, word_embedder
                          "autoregressively to predict the next token [1]", "the pretrained weights [1]",
                          "a text-to-text transformer",
                          "I think it is a car", "by hand", "nothing", "a text-to-text transformer")
-    config = Config(answer=AnswerConfig(k=2, abstain_below=-1),
+    config = Config(answer=plain_answer_config(k=2, abstain_below=-1),
                     eval=EvalConfig(retrieval="on,off", bootstrap=200, yardstick=False))
     out = tmp_path / "report"
     summary = evaluate(setup, "ev", out, config, generator_factory=lambda cfg: gen, embedder=word_embedder,
@@ -57,7 +57,7 @@ def test_grid_scores_compares_and_writes_a_report(setup, tmp_path, word_embedder
 
 def test_abstention_counts_as_unanswered(setup, tmp_path, word_embedder):
     gen = QueueGenerator("masked language modelling and next sentence prediction [1]")
-    config = Config(answer=AnswerConfig(k=2, abstain_below=0.99),
+    config = Config(answer=plain_answer_config(k=2, abstain_below=0.99),
                     eval=EvalConfig(retrieval="on", limit=2, bootstrap=50, yardstick=False))
     summary = evaluate(setup, "ev", tmp_path / "r", config, generator_factory=lambda cfg: gen,
                        embedder=word_embedder, progress=False)
@@ -76,7 +76,7 @@ def test_cli_eval_bad_qa_file_is_one_line(tmp_path):
 
 def test_copy_one_sentence_yardstick_is_an_arm_and_compared(setup, tmp_path, word_embedder):
     gen = QueueGenerator("by hand", "nothing", "a car", "a text-to-text transformer")
-    config = Config(answer=AnswerConfig(k=2, abstain_below=-1), eval=EvalConfig(retrieval="on", bootstrap=50))
+    config = Config(answer=plain_answer_config(k=2, abstain_below=-1), eval=EvalConfig(retrieval="on", bootstrap=50))
     summary = evaluate(setup, "ev", tmp_path / "r", config, generator_factory=lambda cfg: gen,
                        embedder=word_embedder, progress=False)
     rows = [json.loads(line) for line in (tmp_path / "r" / "results.jsonl").open()]
@@ -98,7 +98,7 @@ def test_scoped_question_whose_document_is_absent_is_an_error_not_an_unscoped_an
         {"id": "q2", "doc_id": "t5", "question": "What is it?", "answers": ["a text-to-text transformer"],
          "answer_type": "free_form"}]))
     gen = QueueGenerator("masked language modelling [1]")
-    config = Config(answer=AnswerConfig(k=2, abstain_below=-1, abstain_below_scoped=-1),
+    config = Config(answer=plain_answer_config(k=2, abstain_below=-1, abstain_below_scoped=-1),
                     eval=EvalConfig(retrieval="on", bootstrap=50, yardstick=False))
     summary = evaluate(qa, "ev", tmp_path / "r", config, generator_factory=lambda cfg: gen, embedder=word_embedder,
                        progress=False)

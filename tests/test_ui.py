@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from fakes import QueueGenerator, make_encrypted_pdf, make_paper_pdf
+from fakes import QueueGenerator, make_encrypted_pdf, make_paper_pdf, plain_answer_config
 from ingest import ingest
 from ragqa.config import AnswerConfig, Config, UIConfig
 from retrieval.store import remove_index
@@ -20,7 +20,7 @@ def backend(tmp_path, word_embedder):
         (tmp_path / name).write_text(text)
     ingest([tmp_path], index="papers", embedder=word_embedder, progress=False)
     gen = QueueGenerator()
-    config = Config(answer=AnswerConfig(k=2, abstain_below=0.1), ui=UIConfig(max_upload_mb=0.05))
+    config = Config(answer=plain_answer_config(k=2, abstain_below=0.1), ui=UIConfig(max_upload_mb=0.05))
     b = ChatBackend(config, embedder=word_embedder, generator_factory=lambda cfg: gen)
     b.gen = gen
     return b
