@@ -141,8 +141,9 @@ def prepare(question: str, generator, retriever=None, config: AnswerConfig | Non
 
 
 def lead_quote(question: str, sources: list[Source], embedder) -> str:
-    """The retrieved sentence closest to the question, quoted and cited: what the answer rests on."""
-    best = best_sentences(question, sources, embedder, 1)
+    """The retrieved sentence that best matches the question (meaning and words), quoted and cited:
+    what the answer rests on."""
+    best = best_sentences(question, sources, embedder, 1, hybrid=True)
     return f'"{best[0][1]}" [{best[0][0]}]' if best else ""
 
 
@@ -234,7 +235,8 @@ def shape(raw: str, question: str, config: AnswerConfig, final: bool = True) -> 
 
 def _generate(result: Answer, generator, messages: list[dict], config: AnswerConfig) -> Iterator[str]:
     start, first, raw, shown = time.perf_counter(), None, "", ""
-    for piece in generator.generate(messages):
+    stream = generator.generate(messages)
+    for piece in stream:
         if first is None:
             first = time.perf_counter()
         raw += piece
@@ -243,7 +245,8 @@ def _generate(result: Answer, generator, messages: list[dict], config: AnswerCon
             yield text[len(shown):] if shown else text
             shown = text
         if config.max_sentences and len(split_sentences(raw)) > config.max_sentences:
-            break  # the answer is complete; what follows would be cut anyway
+            stream.close()  # the answer is complete: stop the model rather than generate what is cut
+            break
     end = time.perf_counter()
     result.text = shape(raw, result.question, config)
     if result.text.startswith(shown) and len(result.text) > len(shown):

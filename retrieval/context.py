@@ -5,9 +5,12 @@ model sees at training time exactly the layout it gets at answer time.
 """
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from dataclasses import dataclass
 
+from ragqa.citations import content_words
 from ragqa.text import split_sentences
 
 # short on purpose: with a longer instruction SmolLM2-135M drifted off the sources (measured on
@@ -93,15 +96,40 @@ def build_messages(question: str, sources: list[Source], history: list[tuple[str
     if not use_retrieval:
         return messages + [{"role": "user", "content": question}]
     retrieved = [s for s in sources if not s.term]
-    blocks = ["Sources:"] + [f"[{s.n}] {s.chunk.title} ({s.label})\n{s.text}" for s in retrieved]
+    blocks = ["Sources:"] + [f"[{s.n}] ({s.label})\n{s.text}" for s in retrieved]
     if terms := [s for s in sources if s.term]:
         blocks += ["Background on terms in the question:"]
         blocks += [f"[{s.n}] {s.term} ({s.label})\n{s.text}" for s in terms]
     return messages + [{"role": "user", "content": "\n\n".join(blocks) + f"\n\nQuestion: {question}"}]
 
 
+def rank_sentences(question: str, sentences: list[str], embedder, hybrid: bool = True) -> list[tuple[int, float]]:
+    """Indexes of ``sentences`` best first, with their cosine to ``question``.
+
+    ``hybrid`` fuses the embedder's cosine ranking with a lexical one (question words the sentence
+    shares, weighted by how rare they are among the candidates) by reciprocal rank, as retrieval
+    fuses dense and BM25: MiniLM alone ranked "the BERT model is first initialized with the
+    pre-trained parameters" above "we pre-train BERT using two unsupervised tasks".
+    """
+    vectors = embedder.embed_batch([question] + sentences)
+    cosine = vectors[1:] @ vectors[0]
+    dense = sorted(range(len(sentences)), key=lambda i: -cosine[i])
+    if not hybrid:
+        return [(i, float(cosine[i])) for i in dense]
+    words = [content_words(s) for s in sentences]
+    df = Counter(w for ws in words for w in ws)
+    asked = content_words(question)
+    lexical = [sum(math.log(1 + len(sentences) / df[w]) for w in asked & ws) for ws in words]
+    by_words = sorted(range(len(sentences)), key=lambda i: -lexical[i])
+    fused = Counter()
+    for ranking in (dense, by_words):
+        for rank, i in enumerate(ranking):
+            fused[i] += 1 / (60 + rank + 1)
+    return [(i, float(cosine[i])) for i, _ in fused.most_common()]
+
+
 def best_sentences(question: str, sources: list[Source], embedder, n: int = 1,
-                   min_words: int = 5) -> list[tuple[int, str, float]]:
+                   min_words: int = 5, hybrid: bool = False) -> list[tuple[int, str, float]]:
     """The ``n`` sentences of the retrieved sources closest to ``question`` by the embedder's cosine,
     as (source number, sentence, cosine), best first.
 
@@ -112,10 +140,8 @@ def best_sentences(question: str, sources: list[Source], embedder, n: int = 1,
             if len(sentence.split()) >= min_words]
     if not pool:
         return []
-    vectors = embedder.embed_batch([question] + [sentence for _, sentence in pool])
-    scores = vectors[1:] @ vectors[0]
-    order = sorted(range(len(pool)), key=lambda i: -scores[i])[:n]
-    return [(pool[i][0], pool[i][1], float(scores[i])) for i in order]
+    ranked = rank_sentences(question, [sentence for _, sentence in pool], embedder, hybrid)[:n]
+    return [(pool[i][0], pool[i][1], score) for i, score in ranked]
 
 
 def focus_sources(question: str, sources: list[Source], embedder, budget: int, count_tokens,
@@ -132,9 +158,8 @@ def focus_sources(question: str, sources: list[Source], embedder, budget: int, c
             if len(sentence.split()) >= min_words]
     if not pool:
         return sources
-    vectors = embedder.embed_batch([question] + [p[2] for p in pool])
     chosen, used = set(), 0
-    for idx in sorted(range(len(pool)), key=lambda i: -float(vectors[i + 1] @ vectors[0])):
+    for idx, _ in rank_sentences(question, [p[2] for p in pool], embedder):
         tokens = count_tokens(pool[idx][2])
         if used + tokens > budget and chosen:
             continue

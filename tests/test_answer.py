@@ -48,7 +48,7 @@ def test_streams_pieces_then_a_checked_answer(retriever):
     assert result.timings["prompt_tokens"] > 0 and result.timings["tokens"] == len(result.text.split())
     prompt = gen.prompts[0][-1]["content"]
     assert "# BERT" not in prompt  # heading marks are dropped (the section is in the header)
-    assert prompt.startswith("Sources:\n\n[1] BERT (bert.md, p. 1)\nBERT is pre-trained") and prompt.endswith(
+    assert prompt.startswith("Sources:\n\n[1] (bert.md, p. 1)\nBERT is pre-trained") and prompt.endswith(
         "Question: What are the pre-training tasks of BERT?")
 
 

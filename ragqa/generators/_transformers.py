@@ -121,7 +121,9 @@ class TransformersGenerator:
             # answers copy spans of the passages: drafts taken from the prompt are verified in one
             # pass; bf16 decode on 2 cores went from 8.9 to 20.2 tokens/s (bench/answer.py)
             kwargs["prompt_lookup_num_tokens"] = self.prompt_lookup
-        kwargs["stopping_criteria"] = [_LoopStop(ids.shape[1], decode=self.tokenizer.decode)]
+        cancel = threading.Event()  # set when the reader stops reading: the model stops too
+        kwargs["stopping_criteria"] = [_LoopStop(ids.shape[1], decode=self.tokenizer.decode),
+                                       lambda input_ids, scores, **kw: cancel.is_set()]
         failure: list[BaseException] = []
 
         def run():
@@ -134,8 +136,11 @@ class TransformersGenerator:
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
-        yield from (piece for piece in streamer if piece)
-        thread.join()
+        try:
+            yield from (piece for piece in streamer if piece)
+        finally:  # also when the reader closes the stream early
+            cancel.set()
+            thread.join()
         if failure:
             raise GeneratorError(f"model {self.name}: generation failed ({failure[0]})") from failure[0]
 
