@@ -15,7 +15,7 @@ from retrieval.search import Hit
 from retrieval.terms import background, find_terms
 from finetune._records import Record, shown_sources
 from finetune._sample import is_boilerplate
-from finetune._text import script
+from finetune._text import script, words
 
 
 class WordCounter:
@@ -112,10 +112,10 @@ def supported(record: Record) -> bool:
 
 def shape_problem(cand, oracle_text: str, config) -> str:
     """The length and language filters: '' when the candidate passes."""
-    q_words = len(cand.question.split())
+    q_words = len(words(cand.question))  # CJK characters count as words
     if q_words < config.min_question_words or not cand.quote.strip():
         return "too_short"
-    answer_words = len(f"{cand.short} {cand.quote} {cand.second_quote}".split())
+    answer_words = len(words(f"{cand.short} {cand.quote} {cand.second_quote}"))
     if q_words > config.max_question_words or answer_words > config.max_answer_words:
         return "too_long"
     expected = script(oracle_text)

@@ -65,16 +65,20 @@ def _features():
 def write_dataset(out: Path, splits: dict[str, list], stats: dict, card: str) -> None:
     """JSONL copies, the DatasetDict, the card and stats.json (rewritten whole on every run)."""
     from datasets import Dataset, DatasetDict
+    from datasets.utils.logging import disable_progress_bar
 
+    disable_progress_bar()  # three saving bars per run would bury our own
     out.mkdir(parents=True, exist_ok=True)
     features = _features()
     for name, records in splits.items():
         with open(out / f"{name}.jsonl", "w", encoding="utf-8") as f:
             for r in records:
                 f.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
-    dd = DatasetDict({name: Dataset.from_list([r.row() for r in records], features=features)
+    # from columns, not from_list: an empty split (few documents) must still carry every column
+    dd = DatasetDict({name: Dataset.from_dict({k: [r.row()[k] for r in records] for k in features}, features=features)
                       for name, records in splits.items()})
-    dd.save_to_disk(str(out))
+    # an empty split saved with the default zero shards cannot be loaded back (datasets 5.2)
+    dd.save_to_disk(str(out), num_shards={name: 1 for name, records in splits.items() if not records})
     (out / "stats.json").write_text(json.dumps(stats, indent=1, ensure_ascii=False))
     (out / "README.md").write_text(card, encoding="utf-8")
 

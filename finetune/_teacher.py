@@ -21,6 +21,7 @@ _VERB_QUESTION = {"is": "What is {}?", "are": "What are {}?", "denotes": "What d
                   "refers to": "What does {} refer to?", "stands for": "What does {} stand for?",
                   "means": "What does {} mean?", "is defined as": "How is {} defined?"}
 _NUMBER = re.compile(r"(?<![\w.])(?P<num>\d+(?:[.,]\d+)?)\s*(?P<unit>%|percent\b|[A-Za-z][A-Za-z-]{1,20})")
+_ACRONYM = re.compile(r"^(?:[A-Z][A-Za-z0-9]*[A-Z][A-Za-z0-9-]*|[A-Z]+-?[0-9]+[A-Za-z0-9-]*)$")  # as in retrieval.terms
 _NOT_UNITS = {"et", "al", "and", "or", "of", "in", "the", "to", "a", "for", "with", "on", "is", "are", "we",
               "table", "figure", "fig", "section", "eq", "equation", "th", "st", "nd", "rd", "and"}
 _PRONOUN_START = re.compile(r"^(it|this|these|they|that|those|such|here|there|however|thus|then|also)\b", re.I)
@@ -114,8 +115,8 @@ class DeterministicTeacher:
             if m and not _PRONOUN_START.match(m["subj"]) and find_terms(m["subj"], helper.vocab, 1):
                 subj = _as_clause(m["subj"]) if s.startswith(m["subj"]) else "the " + m["subj"]
                 out.append(Candidate("factual", f"What does {subj} {m['verb'][:-1]}?", "", s))
-            elif term := _plain_term(s, helper.vocab):
-                out.append(Candidate("factual", f"What does {where} say about {term}?", "", s))
+            elif terms := term_options(s, helper.vocab):
+                out.append(Candidate("factual", f"What does {where} say about {terms[0]}?", "", s))
         return out[:2]
 
     def _judgmentals(self, chunk, sentences, helper) -> list[Candidate]:
@@ -135,15 +136,15 @@ class DeterministicTeacher:
 
     def _comparisons(self, chunk, sentences, helper) -> list[Candidate]:
         for s in sentences:
-            for term in find_terms(s, helper.vocab, 2):
-                other = helper.companion(chunk, term.text)
+            for term in term_options(s, helper.vocab)[:2]:
+                other = helper.companion(chunk, term)
                 if other is None:
                     continue
-                pattern = re.compile(rf"\b{re.escape(term.text)}\b", re.I)
+                pattern = re.compile(rf"\b{re.escape(term)}\b", re.I)
                 match = next((t for t in usable_sentences(other.text) if pattern.search(t) and t != s), None)
                 if match:
                     question = (f"How do two passages of {short_title(chunk.title)} differ in what they say "
-                                f"about {term.text}?")
+                                f"about {term}?")
                     return [Candidate("comparison", question, "", s, other, match)]
         return []
 
@@ -168,12 +169,15 @@ def _as_clause(sentence: str) -> str:
     return s
 
 
-def _plain_term(sentence: str, vocab) -> str:
-    """The sentence's most specialized single word (acronym or rare word), else a short phrase."""
+def term_options(sentence: str, vocab) -> list[str]:
+    """The sentence's specialized terms, most useful first: acronyms (also those inside a detected
+    phrase such as 'train BERT'), then phrases of up to 3 words, then rare words (often just
+    uncommon verbs)."""
     terms = find_terms(sentence, vocab, 3)
-    single = [t for t in terms if t.kind != "phrase"]
-    short = [t for t in terms if t.kind == "phrase" and len(t.text.split()) <= 3]
-    return (single + short)[0].text if single + short else ""
+    acronyms = [w for t in terms for w in t.text.split() if _ACRONYM.match(w)]
+    phrases = [t.text for t in terms if t.kind == "phrase" and len(t.text.split()) <= 3]
+    rare = [t.text for t in terms if t.kind == "rare"]
+    return list(dict.fromkeys(acronyms + phrases + rare))
 
 
 def swap_fact(sentence: str) -> str:
