@@ -348,12 +348,13 @@ def gen_data(index: str = IndexOpt,
 
     cfg = load_config(config, data={"n": n, "teacher": teacher, "teacher_url": teacher_url, "kinds": kinds})
     stats = generate_data(index, out_dir, cfg, progress=not quiet)
-    funnel = ", ".join(f"{k} {v}" for k, v in stats["funnel"].items() if v)
-    out.print(f"{stats['records']} records (target {stats['target']}) from index {index}, teacher {stats['teacher']}; "
-              f"kinds: {', '.join(f'{k} {v}' for k, v in sorted(stats['kinds'].items()))}", highlight=False, markup=False)
-    out.print(f"funnel: {funnel}", highlight=False, markup=False)
-    out.print("splits: " + ", ".join(f"{k} {v['records']} ({v['documents']} docs)" for k, v in stats["splits"].items())
-              + f" → {out_dir}", highlight=False, markup=False)
+    say = lambda line: out.print(line, highlight=False, markup=False, soft_wrap=True)  # noqa: E731
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted(stats["kinds"].items()))
+    say(f"{stats['records']} records (target {stats['target']}) from index {index}, teacher {stats['teacher']}; "
+        f"kinds: {kinds}")
+    say("funnel: " + ", ".join(f"{k} {v}" for k, v in stats["funnel"].items() if v))
+    say("splits: " + ", ".join(f"{k} {v['records']} ({v['documents']} docs)" for k, v in stats["splits"].items())
+        + f" → {out_dir}")
 
 
 @app.command("select")
@@ -374,7 +375,7 @@ def select_cmd(data: Path = typer.Option(..., "--data", "-d", help="A gen-data f
 
     cfg = load_config(config, data={"budget": budget, "reward_model": reward_model},
                       generator={"model": model, "base_url": base_url, "precision": precision})
-    say = lambda line: out.print(line, highlight=False, markup=False)  # noqa: E731
+    say = lambda line: out.print(line, highlight=False, markup=False, soft_wrap=True)  # noqa: E731
     stats = select_data(data, out_dir, cfg, progress=not quiet, say=say)
     for problem in stats["problems"][:20]:
         err.print(Text(f"skipped {problem}", style="yellow"), soft_wrap=True)

@@ -173,3 +173,103 @@ def test_a_model_teacher_produces_the_same_record_format(retriever, tmp_path):
         cites = check_citations(r["answer"], {s["n"]: s["text"] for s in r["sources"]})
         assert [c.status for c in cites] == ["verified quote"]
     assert stats["funnel"]["unparseable"] == 0 and len(gen.prompts) == 2 * stats["funnel"]["chunks"]
+
+
+KILL_SCRIPT = """
+import sys, os, signal
+sys.path[:0] = [{tests!r}, {root!r}]
+from fakes import WordEmbedder
+from finetune import generate_data
+from finetune._teacher import DeterministicTeacher
+from ragqa.config import Config, DataConfig
+from retrieval import Retriever
+from retrieval.store import IndexStore
+
+class Dies(DeterministicTeacher):
+    calls = 0
+    def propose(self, chunk, helper, kinds):
+        Dies.calls += 1
+        if Dies.calls == 4:  # mid-run, after three chunks' records are logged
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().propose(chunk, helper, kinds)
+
+emb = WordEmbedder()
+generate_data("ft", sys.argv[1], Config(data=DataConfig(n=16)), retriever=Retriever(IndexStore.open("ft"), emb),
+              teacher=Dies(), progress=False)
+"""
+
+
+def test_a_rerun_after_kill_9_resumes_to_the_same_dataset(retriever, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "gen.py"
+    script.write_text(KILL_SCRIPT.format(tests=str(Path(__file__).parent), root=str(Path(__file__).parents[1])))
+    out = tmp_path / "killed"
+    proc = subprocess.run([sys.executable, str(script), str(out)], env=os.environ.copy(), timeout=300,
+                          cwd=Path(__file__).parents[1])
+    assert proc.returncode == -9
+    logged = (out / "progress.jsonl").read_text().splitlines()
+    assert sum('"done"' in line[:8] for line in logged) == 3 and not (out / "train.jsonl").exists()
+    with open(out / "progress.jsonl", "a") as f:  # a torn last line, as a kill during a write leaves
+        f.write('{"record": {"question": "half')
+    resumed = generate_data("ft", out, cfg(n=16), retriever=retriever, progress=False)
+    fresh = generate_data("ft", tmp_path / "fresh", cfg(n=16), retriever=retriever, progress=False)
+    assert resumed["funnel"] == fresh["funnel"] and resumed["splits"] == fresh["splits"]
+    assert rows(out) == rows(tmp_path / "fresh")
+    again = generate_data("ft", out, cfg(n=16), retriever=retriever, progress=False)  # nothing left to do
+    assert again["funnel"]["chunks"] == fresh["funnel"]["chunks"]
+
+
+def test_an_output_folder_holding_another_dataset_is_refused(retriever, tmp_path):
+    generate_data("ft", tmp_path / "a", cfg(n=3), retriever=retriever, progress=False)
+    with pytest.raises(ConfigError, match=r"already holds a different dataset \(seed: 0\) — pass another --out"):
+        generate_data("ft", tmp_path / "a", cfg(n=3, seed=1), retriever=retriever, progress=False)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="not empty and holds no gen-data dataset"):
+        generate_data("ft", tmp_path / "b", cfg(n=3), retriever=retriever, progress=False)
+
+
+def test_empty_index_and_unreachable_teacher_fail_with_one_line_keeping_progress(retriever, tmp_path):
+    from types import SimpleNamespace
+
+    from ragqa.config import GeneratorConfig
+    from ragqa.generators import OpenAIGenerator
+
+    empty = SimpleNamespace(store=SimpleNamespace(chunks=[]))
+    with pytest.raises(IndexNotFound, match="holds no passages — add documents: ragqa ingest PATH --index e"):
+        generate_data("e", tmp_path / "e", cfg(n=3), retriever=empty, progress=False)
+
+    class FailsLater(DeterministicTeacher):
+        name, calls = "served", 0
+        server = ModelTeacher(OpenAIGenerator(GeneratorConfig(model="m", base_url="http://127.0.0.1:9/v1")))
+
+        def propose(self, chunk, helper, kinds):
+            self.calls += 1
+            return super().propose(chunk, helper, kinds) if self.calls <= 2 else self.server.propose(chunk, helper, kinds)
+
+    with pytest.raises(GeneratorError, match="unreachable"):
+        generate_data("ft", tmp_path / "u", cfg(n=10), retriever=retriever, teacher=FailsLater(), progress=False)
+    kept = [line for line in open(tmp_path / "u" / "progress.jsonl") if line.startswith('{"record"')]
+    assert kept  # the chunks done before the server went away stay done
+
+
+def test_gen_data_command(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from ragqa.cli import app
+
+    monkeypatch.setattr("retrieval.embed.load_embedder", lambda config=None: WordEmbedder())
+    runner = CliRunner()
+    assert runner.invoke(app, ["ingest", "-q", str(write_corpus(tmp_path / "c")), "--index", "p"]).exit_code == 0
+    result = runner.invoke(app, ["gen-data", "--index", "p", "--out", str(tmp_path / "d"), "--n", "8", "-q"])
+    assert result.exit_code == 0, result.output
+    assert "8 records (target 8) from index p, teacher deterministic" in result.output and "funnel: chunks" in result.output
+    assert len(rows(tmp_path / "d")["train"]) >= 1
+    missing = runner.invoke(app, ["gen-data", "--index", "nope", "--out", str(tmp_path / "x")])
+    assert missing.exit_code == 1 and missing.output.count("\n") == 1 and "index 'nope' not found" in missing.output
+    bad = runner.invoke(app, ["gen-data", "--index", "p", "--out", str(tmp_path / "x"), "--kinds", "riddles"])
+    assert bad.exit_code == 1 and "data.kinds: unknown ['riddles']" in bad.output
