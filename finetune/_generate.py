@@ -189,7 +189,7 @@ def generate_data(index: str, out, config: Config | None = None, retriever=None,
     plan = sample_chunks(retriever.store.chunks, data.seed)
     bar = tqdm(total=data.n, initial=min(data.n, len(records)), disable=not progress, desc="records", unit="rec")
     for chunk in plan:
-        if state.full:
+        if state.full or (data.max_chunks and funnel["chunks"] >= data.max_chunks):
             break
         if chunk.id in done:
             continue

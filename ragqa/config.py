@@ -194,6 +194,7 @@ class DataConfig:
     teacher_tokens: int = 384  # new tokens per teacher reply
     retries: int = 2  # extra teacher calls when a reply cannot be parsed, then the chunk counts as unparseable
     per_chunk: int = 2  # questions kept per sampled chunk (more chunks, more coverage)
+    max_chunks: int = 0  # stop after this many chunks even if fewer than n records (0 = no limit); bounds a weak teacher
     distractors: int = 3  # hard-negative passages from other documents per record (RAFT uses 3-4)
     abstain_share: float = 0.2  # records whose context lacks the oracle; their target is the abstention
     validation_share: float = 0.1  # documents (not records) held out for validation
@@ -225,6 +226,8 @@ class DataConfig:
         for name in ("n", "per_chunk", "budget", "batch_size", "teacher_tokens", "min_question_words"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"data.{name}={getattr(self, name)}: must be >= 1")
+        if self.max_chunks < 0:
+            raise ConfigError(f"data.max_chunks={self.max_chunks}: 0 (no limit) or more")
         if not 0 <= self.retries <= 10:
             raise ConfigError(f"data.retries={self.retries}: between 0 and 10")
         if not 1 <= self.distractors <= 8:
