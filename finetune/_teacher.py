@@ -26,7 +26,9 @@ _NOT_UNITS = {"et", "al", "and", "or", "of", "in", "the", "to", "a", "for", "wit
               "table", "figure", "fig", "section", "eq", "equation", "th", "st", "nd", "rd", "and"}
 _PRONOUN_START = re.compile(r"^(it|this|these|they|that|those|such|here|there|however|thus|then|also)\b", re.I)
 _NEGATABLE = re.compile(r"\b(is|are|can|does|do|was|were|has|have)\b")
-_SVO = re.compile(r"^(?:(?:The|Our|This)\s+)?(?P<subj>[A-Za-z][\w-]*(?:\s+[\w-]+){0,3}?)\s+(?P<verb>[a-z]{3,}[^s\W]s)\s+(?P<obj>\w.{10,})$")
+# "<subject> <verb>s <object>": the subject of up to four words, a third-person verb
+_SVO = re.compile(r"^(?:(?:The|Our|This)\s+)?(?P<subj>[A-Za-z][\w-]*(?:\s+[\w-]+){0,3}?)\s+"
+                  r"(?P<verb>[a-z]{3,}[^s\W]s)\s+(?P<obj>\w.{10,})$")
 
 
 @dataclass

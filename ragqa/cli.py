@@ -329,14 +329,20 @@ def eval_cmd(qa: Path = typer.Option(..., "--qa", help="Questions: ARAGOG/QASPER
 
 
 
+_TEACHER_HELP = ("deterministic (default, no model), default (the offline model), an HF id or folder, "
+                 "or the served model's name with --teacher-url.")
+
+
 @app.command("gen-data")
 @friendly
 def gen_data(index: str = IndexOpt,
              out_dir: Path = typer.Option(..., "--out", "-o", help="Dataset folder, e.g. data/papers (a rerun resumes)."),
              n: Optional[int] = typer.Option(None, "--n", "-n", help="Records to keep (default 200)."),
-             teacher: Optional[str] = typer.Option(None, "--teacher", "-t", help="deterministic (default, no model), default (the offline model), an HF id or folder, or the served name with --teacher-url."),
-             teacher_url: Optional[str] = typer.Option(None, "--teacher-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (vLLM, Ollama)."),
-             kinds: Optional[str] = typer.Option(None, "--kinds", help="Comma-separated: factual,judgmental,definition,numeric,comparison."),
+             teacher: Optional[str] = typer.Option(None, "--teacher", "-t", help=_TEACHER_HELP),
+             teacher_url: Optional[str] = typer.Option(None, "--teacher-url", help="OpenAI-compatible server, "
+                                                       "e.g. http://127.0.0.1:8000/v1 (vLLM, Ollama)."),
+             kinds: Optional[str] = typer.Option(None, "--kinds", help="Comma-separated, of: "
+                                                 "factual,judgmental,definition,numeric,comparison."),
              quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
              config: Optional[Path] = ConfigOpt):
     """Generate fine-tuning data from an index: RAFT records with cited, verified answers.
@@ -360,9 +366,10 @@ def gen_data(index: str = IndexOpt,
 @app.command("select")
 @friendly
 def select_cmd(data: Path = typer.Option(..., "--data", "-d", help="A gen-data folder, e.g. data/papers."),
-               out_dir: Path = typer.Option(..., "--out", "-o", help="Selected dataset folder, e.g. data/papers-selected."),
+               out_dir: Path = typer.Option(..., "--out", "-o", help="Selected dataset folder, e.g. data/NAME-selected."),
                budget: Optional[int] = typer.Option(None, "--budget", "-b", help="Train records kept at most (default 1000)."),
-               reward_model: Optional[str] = typer.Option(None, "--reward-model", help="HF reward model (default: the quality proxy)."),
+               reward_model: Optional[str] = typer.Option(None, "--reward-model",
+                                                          help="HF reward model (default: the quality proxy)."),
                model: Optional[str] = ModelOpt, base_url: Optional[str] = BaseUrlOpt,
                precision: Optional[str] = PrecisionOpt, quiet: bool = typer.Option(False, "--quiet", "-q"),
                config: Optional[Path] = ConfigOpt):

@@ -273,3 +273,17 @@ def test_gen_data_command(tmp_path, monkeypatch):
     assert missing.exit_code == 1 and missing.output.count("\n") == 1 and "index 'nope' not found" in missing.output
     bad = runner.invoke(app, ["gen-data", "--index", "p", "--out", str(tmp_path / "x"), "--kinds", "riddles"])
     assert bad.exit_code == 1 and "data.kinds: unknown ['riddles']" in bad.output
+
+
+def test_an_unreachable_teacher_server_is_one_line(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from ragqa.cli import app
+
+    monkeypatch.setattr("retrieval.embed.load_embedder", lambda config=None: WordEmbedder())
+    runner = CliRunner()
+    runner.invoke(app, ["ingest", "-q", str(write_corpus(tmp_path / "c")), "--index", "p"])
+    result = runner.invoke(app, ["gen-data", "--index", "p", "--out", str(tmp_path / "d"), "-q",
+                                 "--teacher", "qwen", "--teacher-url", "http://127.0.0.1:9/v1"])
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert "server http://127.0.0.1:9/v1: unreachable" in result.output
