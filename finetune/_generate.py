@@ -96,6 +96,7 @@ class State:
         for r in records:
             self.near.add(r.question)
         self.kinds = Counter(r.kind for r in records)
+        self.answers = Counter(_answer_tag(r) for r in records)  # abstain / Yes / No. / other
 
     @property
     def full(self) -> bool:
@@ -110,13 +111,12 @@ class State:
         "no" (the seed method's judgmental split)."""
         if cand.alt is None:
             return cand
-        answers = [r.answer[:3] for r in self.records if r.kind == "judgmental" and not r.abstain]
-        return cand.alt if answers.count("No.") < answers.count("Yes") else cand
+        return cand.alt if self.answers["No."] < self.answers["Yes"] else cand
 
     def abstain_next(self, kind: str) -> bool:
         """Keep abstentions at ``abstain_share`` of the records; definitions of common terms are often
         answered by other papers too, so they never become abstentions."""
-        owed = int((len(self.records) + 1) * self.data.abstain_share) - sum(r.abstain for r in self.records)
+        owed = int((len(self.records) + 1) * self.data.abstain_share) - self.answers["abstain"]
         return owed > 0 and kind != "definition"
 
     def add(self, record: Record) -> None:
@@ -124,6 +124,13 @@ class State:
         self.ids.add(record.id)
         self.near.add(record.question)
         self.kinds[record.kind] += 1
+        self.answers[_answer_tag(record)] += 1
+
+
+def _answer_tag(record: Record) -> str:
+    if record.abstain:
+        return "abstain"
+    return record.answer[:3] if record.kind == "judgmental" else "other"
 
 
 def chunk_records(chunk, teacher, helper: Helper, state: State, log: ProgressLog) -> Counter:

@@ -6,7 +6,9 @@ front end, which a stage must not import (tests/test_layers.py).
 from __future__ import annotations
 
 import re
-from collections import Counter
+from collections import Counter, defaultdict
+
+from ragqa.text import STOPWORDS
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
@@ -67,15 +69,32 @@ def script(text: str) -> str:
 
 
 class NearDuplicates:
-    """Questions kept so far; ``is_near(q)`` when ROUGE-L to any of them exceeds ``threshold``."""
+    """Questions kept so far; ``is_near(q)`` when ROUGE-L to any of them exceeds ``threshold``.
+
+    Exact, but not quadratic: ROUGE-L is bounded by the bag-of-words overlap, so only questions
+    sharing a content word (found through an inverted index), or short enough for stopwords alone
+    to pass the bound, get the LCS computed. Thousands of kept questions stay fast.
+    """
 
     def __init__(self, threshold: float = 0.7):
         self.threshold, self.kept = threshold, []
+        self.postings: dict[str, list[tuple[int, int]]] = defaultdict(list)  # content word -> (id, count)
+        self.by_length: dict[int, list[int]] = defaultdict(list)
 
     def is_near(self, question: str) -> bool:
         toks = words(question)
-        bag = Counter(toks)
-        for other, other_bag in self.kept:
+        if not toks:
+            return False
+        bag, candidates = Counter(toks), set()
+        for token in bag:
+            if token not in STOPWORDS:
+                candidates.update(i for i, _ in self.postings.get(token, ()))
+        # sharing stopwords only: the bound 2*stopwords/(la+lb) > threshold needs a short lb
+        stop = sum(c for t, c in bag.items() if t in STOPWORDS)
+        for length in range(1, int(2 * stop / self.threshold - len(toks)) + 1):
+            candidates.update(self.by_length.get(length, ()))
+        for i in candidates:
+            other, other_bag = self.kept[i]
             if rouge_upper_bound(bag, other_bag, len(toks), len(other)) > self.threshold \
                     and rouge_l(toks, other) > self.threshold:
                 return True
@@ -83,4 +102,9 @@ class NearDuplicates:
 
     def add(self, question: str) -> None:
         toks = words(question)
+        i = len(self.kept)
         self.kept.append((toks, Counter(toks)))
+        self.by_length[len(toks)].append(i)
+        for token, count in Counter(toks).items():
+            if token not in STOPWORDS:
+                self.postings[token].append((i, count))

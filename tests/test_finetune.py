@@ -287,3 +287,22 @@ def test_an_unreachable_teacher_server_is_one_line(tmp_path, monkeypatch):
                                  "--teacher", "qwen", "--teacher-url", "http://127.0.0.1:9/v1"])
     assert result.exit_code == 1 and result.output.count("\n") == 1
     assert "server http://127.0.0.1:9/v1: unreachable" in result.output
+
+
+def test_near_duplicate_index_agrees_with_brute_force_rouge_l():
+    import random
+
+    from finetune._text import NearDuplicates, rouge_l, words
+
+    rng = random.Random(0)
+    vocab = [f"w{i}" for i in range(60)] + ["what", "is", "the", "of", "does", "a"] * 10
+    questions = [" ".join(rng.choice(vocab) for _ in range(rng.randint(2, 10))) for _ in range(300)]
+    questions += [q + " x" for q in questions[:60]] + ["what is the", "what is it", "the of a", "什么 是 BERT"]
+    index, kept = NearDuplicates(0.7), []
+    for q in questions:
+        near = index.is_near(q)
+        assert near == any(rouge_l(words(q), words(k)) > 0.7 for k in kept), q
+        if not near:
+            index.add(q)
+            kept.append(q)
+    assert 60 <= len(questions) - len(kept)
