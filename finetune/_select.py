@@ -71,7 +71,7 @@ def k_center_greedy(vectors: np.ndarray, k: int) -> list[int]:
 
 
 def necessity_scores(records, generator, retriever, answer_config, batch_size: int = 8,
-                     progress: bool = True) -> tuple[list[float], list[str]]:
+                     progress: bool = True, max_new_tokens: int = 96) -> tuple[list[float], list[str]]:
     """Token F1 of the model's retrieval-on answer to each record's reference, and the answers."""
     from tqdm import tqdm
 
@@ -87,9 +87,9 @@ def necessity_scores(records, generator, retriever, answer_config, batch_size: i
     for start in tqdm(range(0, len(chats), batch_size), disable=not progress, desc="necessity", unit="batch"):
         part = chats[start:start + batch_size]
         if isinstance(generator, BatchGenerator):
-            answers += generator.generate_batch(part)
+            answers += generator.generate_batch(part, max_new_tokens=max_new_tokens)
         else:
-            answers += ["".join(generator.generate(m)) for m in part]
+            answers += ["".join(generator.generate(m, max_new_tokens=max_new_tokens)) for m in part]
     return [token_f1(a, r.answer) for a, r in zip(answers, records)], answers
 
 
@@ -167,7 +167,7 @@ def necessity(good, rest, config, generator, retriever, progress) -> list[tuple[
 
         generator = load_generator(config.generator)
     f1, _ = necessity_scores([good[i] for i in rest], generator, retriever, config.answer,
-                             config.data.batch_size, progress)
+                             config.data.batch_size, progress, config.data.necessity_tokens)
     return sorted((f, i) for f, i in zip(f1, rest) if f < config.data.necessity_f1)
 
 

@@ -211,6 +211,7 @@ class DataConfig:
     coverage_share: float = 0.5  # share of the budget picked by k-center greedy as the seed set
     necessity_f1: float = 0.5  # the base model "fails" a record when its answer's token F1 is below this
     batch_size: int = 8  # chats per generation batch in the necessity stage
+    necessity_tokens: int = 96  # new tokens per base-model answer there (references are one quoted sentence)
 
     def __post_init__(self):
         if unknown := set(self.kind_list) - set(KINDS):
@@ -223,7 +224,8 @@ class DataConfig:
                 raise ConfigError(f"data.{name}={getattr(self, name)}: a share, between 0 and 1")
         if self.validation_share + self.test_share >= 1:
             raise ConfigError("data.validation_share + data.test_share must leave documents for train (< 1)")
-        for name in ("n", "per_chunk", "budget", "batch_size", "teacher_tokens", "min_question_words"):
+        for name in ("n", "per_chunk", "budget", "batch_size", "teacher_tokens", "min_question_words",
+                     "necessity_tokens"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"data.{name}={getattr(self, name)}: must be >= 1")
         if self.max_chunks < 0:
