@@ -137,13 +137,15 @@ class DeterministicTeacher:
         return out
 
     def _comparisons(self, chunk, sentences, helper) -> list[Candidate]:
+        tried = 0
         for s in sentences:
             for term in term_options(s, helper.vocab)[:2]:
+                if tried == 3:  # each try is a search: bound the cost per chunk
+                    return []
+                tried += 1
                 other = helper.companion(chunk, term)
-                if other is None:
-                    continue
                 pattern = re.compile(rf"\b{re.escape(term)}\b", re.I)
-                match = next((t for t in usable_sentences(other.text) if pattern.search(t) and t != s), None)
+                match = other and next((t for t in usable_sentences(other.text) if pattern.search(t) and t != s), None)
                 if match:
                     question = (f"How do two passages of {short_title(chunk.title)} differ in what they say "
                                 f"about {term}?")
