@@ -24,7 +24,9 @@ _NUMBER = re.compile(r"(?<![\w.])(?P<num>\d+(?:[.,]\d+)?)\s*(?P<unit>%|percent\b
 _ACRONYM = re.compile(r"^(?:[A-Z][A-Za-z0-9]*[A-Z][A-Za-z0-9-]*|[A-Z]+-?[0-9]+[A-Za-z0-9-]*)$")  # as in retrieval.terms
 _NOT_UNITS = {"et", "al", "and", "or", "of", "in", "the", "to", "a", "for", "with", "on", "is", "are", "we",
               "table", "figure", "fig", "section", "eq", "equation", "th", "st", "nd", "rd", "and"}
-_PRONOUN_START = re.compile(r"^(it|this|these|they|that|those|such|here|there|however|thus|then|also)\b", re.I)
+_PRONOUN_START = re.compile(r"^(it|this|these|they|that|those|such|here|there|however|thus|then|also|we|our|in|on|"
+                            r"for|as|to|with|from|by|because|since|while|if|when|each|all|both|one)\b", re.I)
+_NOT_DEFINING = re.compile(r"^(?:about|approximately|around|roughly|only|also|not|\d)", re.I)  # numeric or negated
 _NEGATABLE = re.compile(r"\b(is|are|can|does|do|was|were|has|have)\b")
 # "<subject> <verb>s <object>": the subject of up to four words, a third-person verb
 _SVO = re.compile(r"^(?:(?:The|Our|This)\s+)?(?P<subj>[A-Za-z][\w-]*(?:\s+[\w-]+){0,3}?)\s+"
@@ -43,14 +45,18 @@ class Candidate:
     alt: "Candidate | None" = None  # the same fact asked the other way (a yes/no question's "no" twin)
 
 
+_JUNK = re.compile(r"[\"“”]|\[\d|\]\(|https?:|\$|_\{|\*\*|\b(?:BIBREF|TABREF|FIGREF)\d|^\d")
+
+
 def usable_sentences(text: str) -> list[str]:
-    """Sentences worth quoting: whole, prose-like, no inner quotes or reference markers."""
+    """Sentences worth quoting: whole, prose-like, opening with a capital; no inner quotes,
+    reference markers, Markdown links, formulas, or a heading glued to the front ('6 Conclusion …')."""
     out = []
     for s in split_sentences(prompt_text(text)):
         n = len(s.split())
         letters = sum(c.isalpha() for c in s) / max(1, len(s))
-        if 6 <= n <= 45 and 12 <= len(s) <= 380 and letters > 0.6 and not re.search(r"[\"“”]|\[\d", s) \
-                and s[-1] in ".!?" and not s[0].islower():
+        if 6 <= n <= 45 and 12 <= len(s) <= 380 and letters > 0.6 and not _JUNK.search(s) \
+                and s[-1] in ".!?" and s[0].isupper():
             out.append(s)
     return out
 
@@ -84,9 +90,11 @@ class DeterministicTeacher:
         out = []
         for s in sentences:
             m = _DEFINITION.match(s)
-            if not m or _PRONOUN_START.match(m["term"]) or not find_terms(m["term"], helper.vocab, 1):
+            if not m or _PRONOUN_START.match(m["term"]) or _NOT_DEFINING.match(m["rest"]) \
+                    or not find_terms(m["term"], helper.vocab, 1):
                 continue
-            question = _VERB_QUESTION[m["verb"]].format(m["term"])
+            term = m["term"] if s.startswith(m["term"]) else "the " + m["term"]  # keep "the" of "The X is"
+            question = _VERB_QUESTION[m["verb"]].format(term)
             out.append(Candidate("definition", question, "", s))
         return out[:2]
 
@@ -167,8 +175,9 @@ def _as_clause(sentence: str) -> str:
     s = re.sub(r"^We\b", "the authors", s)
     s = re.sub(r"\bwe\b", "the authors", s)
     s = re.sub(r"\b[Oo]ur\b", "their", s)
-    first = s.split()[0]
-    if not (first.isupper() or any(c.isupper() for c in first[1:])):  # keep acronyms and CamelCase
+    first, *rest = s.split()
+    if not (first.isupper() or any(c.isupper() for c in first[1:]) or rest[:1] and rest[0][:1].isupper()):
+        # keep acronyms, CamelCase and capitalised names ("Batch Normalization helps …")
         s = s[0].lower() + s[1:]
     return s
 
