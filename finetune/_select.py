@@ -116,8 +116,9 @@ def select_data(data, out, config: Config | None = None, generator=None, retriev
     d, say = config.data, say or log.info
     splits, problems = load_pool(data)
     pool = splits["train"]
-    if d.budget > len(pool):
-        raise ConfigError(f"--budget {d.budget} is larger than the {len(pool)} train records of {data} — "
+    budget = d.budget or max(1, len(pool) // 2)
+    if budget > len(pool):
+        raise ConfigError(f"--budget {budget} is larger than the {len(pool)} train records of {data} — "
                           f"pass --budget {len(pool)} or less")
     _claim(out, data)
     stages = {"pool": len(pool), "malformed": len(problems)}
@@ -126,22 +127,22 @@ def select_data(data, out, config: Config | None = None, generator=None, retriev
     stages["quality"] = len(good)
     say(f"quality: {len(good)} of {len(pool)} kept ({'reward model ' + d.reward_model if d.reward_model else 'proxy'}"
         f", threshold {d.quality_threshold})")
-    seed = coverage(good, d, config, embedder)
+    seed = coverage(good, budget, d.coverage_share, config, embedder)
     stages["coverage"] = len(seed)
     say(f"coverage: {len(seed)} picked by k-center greedy over question embeddings")
     chosen = set(seed)
     rest = [i for i in range(len(good)) if i not in chosen]
     failed = []
-    if rest and len(seed) < d.budget:
+    if rest and len(seed) < budget:
         if retriever is None:
             retriever = _retriever(data, config, embedder)
         failed = necessity(good, rest, config, generator, retriever, progress)
-        chosen |= {i for _, i in failed[:d.budget - len(seed)]}
+        chosen |= {i for _, i in failed[:budget - len(seed)]}
     stages["necessity_failed"] = len(failed)
     stages["selected"] = len(chosen)
-    say(f"necessity: the base model failed {len(failed)} of {len(rest)}; {len(chosen)} selected (budget {d.budget})")
+    say(f"necessity: the base model failed {len(failed)} of {len(rest)}; {len(chosen)} selected (budget {budget})")
     selected = {**splits, "train": [good[i] for i in sorted(chosen)]}
-    stats = {"selected_from": str(data), "budget": d.budget, "stages": stages, "problems": problems,
+    stats = {"selected_from": str(data), "budget": budget, "stages": stages, "problems": problems,
              "splits": counts(selected), "teacher": _meta(data).get("teacher", "?"), "index": _meta(data).get("index", "?")}
     write_dataset(out, selected, stats, card(f"MoDS selection of {data.name}", stats,
                                              command or f"ragqa select --data {data} --out {out}"))
@@ -149,8 +150,8 @@ def select_data(data, out, config: Config | None = None, generator=None, retriev
     return stats
 
 
-def coverage(records, d, config, embedder) -> list[int]:
-    k = min(len(records), round(d.budget * d.coverage_share))
+def coverage(records, budget: int, share: float, config, embedder) -> list[int]:
+    k = min(len(records), round(budget * share))
     if k == 0:
         return []
     if embedder is None:

@@ -367,7 +367,7 @@ def gen_data(index: str = IndexOpt,
 @friendly
 def select_cmd(data: Path = typer.Option(..., "--data", "-d", help="A gen-data folder, e.g. data/papers."),
                out_dir: Path = typer.Option(..., "--out", "-o", help="Selected dataset folder, e.g. data/NAME-selected."),
-               budget: Optional[int] = typer.Option(None, "--budget", "-b", help="Train records kept at most (default 1000)."),
+               budget: Optional[int] = typer.Option(None, "--budget", "-b", help="Train records kept at most (default: half)."),
                reward_model: Optional[str] = typer.Option(None, "--reward-model",
                                                           help="HF reward model (default: the quality proxy)."),
                model: Optional[str] = ModelOpt, base_url: Optional[str] = BaseUrlOpt,

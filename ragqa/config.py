@@ -205,7 +205,7 @@ class DataConfig:
     max_answer_words: int = 120  # answers (quote included) longer than this are dropped
     seed: int = 0  # sampling, oracle position, split
     # selection (`ragqa select`, MoDS)
-    budget: int = 1000  # records kept at most
+    budget: int = 0  # train records kept at most; 0 = half of the generated train split
     reward_model: str = ""  # HF sequence-classification reward model; empty = the documented proxy
     quality_threshold: float = 0.5  # quality score below which a record is dropped
     coverage_share: float = 0.5  # share of the budget picked by k-center greedy as the seed set
@@ -224,7 +224,9 @@ class DataConfig:
                 raise ConfigError(f"data.{name}={getattr(self, name)}: a share, between 0 and 1")
         if self.validation_share + self.test_share >= 1:
             raise ConfigError("data.validation_share + data.test_share must leave documents for train (< 1)")
-        for name in ("n", "per_chunk", "budget", "batch_size", "teacher_tokens", "min_question_words",
+        if self.budget < 0:
+            raise ConfigError(f"data.budget={self.budget}: 0 (half the pool) or more")
+        for name in ("n", "per_chunk", "batch_size", "teacher_tokens", "min_question_words",
                      "necessity_tokens"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"data.{name}={getattr(self, name)}: must be >= 1")
