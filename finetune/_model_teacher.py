@@ -34,8 +34,35 @@ def teacher_prompt(chunk, background: list, kinds: list[str]) -> list[dict]:
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}]
 
 
-def parse_reply(text: str, kinds: list[str]) -> list[Candidate]:
-    """Candidates from the JSON objects of a reply; objects missing a field are ignored."""
+_QA = re.compile(r"^\s*(?:\d+[.)]\s*)?(?:Q|Question)\s*\d*\s*[:.]\s*(?P<q>.+?)\s*\n+\s*(?:A|Answer)\s*\d*\s*[:.]\s*(?P<a>.+?)\s*$",
+                 re.I | re.M)
+
+
+def parse_reply(text: str, kinds: list[str], statement: str = "") -> list[Candidate]:
+    """Candidates from the JSON objects of a reply (objects missing a field are ignored); failing
+    those, from "Question: … / Answer: …" lines whose answer is found verbatim in the statement —
+    the layout small models fall back to."""
+    return _from_json(text, kinds) or _from_lines(text, kinds, statement)
+
+
+def _from_lines(text: str, kinds: list[str], statement: str) -> list[Candidate]:
+    from ragqa.citations import normalize
+    from ragqa.text import split_sentences
+
+    out = []
+    for m in _QA.finditer(text):
+        answer = m["a"].strip().strip('"“”').rstrip(".")
+        if len(answer.split()) < 2:
+            continue
+        quote = next((s for s in split_sentences(statement) if normalize(answer).lower() in normalize(s).lower()), "")
+        kind = "numeric" if re.search(r"\d", answer) else "definition" if re.match(r"what (is|are) ", m["q"], re.I) \
+            else "factual"
+        if quote and kind in kinds:
+            out.append(Candidate(kind, m["q"].strip(), "", quote))
+    return out
+
+
+def _from_json(text: str, kinds: list[str]) -> list[Candidate]:
     out = []
     for raw in _OBJECT.findall(text):
         try:
@@ -76,6 +103,6 @@ class ModelTeacher:
         chat = teacher_prompt(chunk, helper.chunk_background(chunk), kinds)
         for _ in range(1 + self.retries):
             reply = "".join(self.generator.generate(chat, max_new_tokens=self.max_new_tokens))
-            if found := parse_reply(reply, kinds):
+            if found := parse_reply(reply, kinds, prompt_text(chunk.text)):
                 return found
         return None

@@ -306,3 +306,15 @@ def test_near_duplicate_index_agrees_with_brute_force_rouge_l():
             index.add(q)
             kept.append(q)
     assert 60 <= len(questions) - len(kept)
+
+
+def test_question_answer_lines_are_parsed_when_the_answer_is_in_the_statement():
+    from finetune._model_teacher import parse_reply
+
+    statement = "The BERT base model uses 12 layers in every stage. We train BERT with warmup."
+    reply = ("Question 1: How many layers does the BERT base model use?\nAnswer 1: 12 layers in every stage\n\n"
+             "Question 2: Why is the sky blue?\nAnswer 2: Rayleigh scattering of light")
+    cands = parse_reply(reply, ["numeric", "factual"], statement)
+    assert [(c.kind, c.question, c.quote) for c in cands] == [
+        ("numeric", "How many layers does the BERT base model use?", "The BERT base model uses 12 layers in every stage.")]
+    assert parse_reply('{"kind": "factual", "question": "Q?", "answer": "a", "quote": "x"}', ["factual"])[0].rating is None
