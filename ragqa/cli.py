@@ -356,3 +356,63 @@ def eval_cmd(qa: Path = typer.Option(..., "--qa", help="Questions: ARAGOG/QASPER
     out.print(f"report: {out_dir / 'report.md'}, chart: {out_dir / 'metrics.png'}, "
               f"per question: {out_dir / 'results.jsonl'}", highlight=False)
 
+
+
+_TEACHER_HELP = ("deterministic (default, no model), default (the offline model), an HF id or folder, "
+                 "or the served model's name with --teacher-url.")
+
+
+@app.command("gen-data")
+@friendly
+def gen_data(index: str = IndexOpt,
+             out_dir: Path = typer.Option(..., "--out", "-o", help="Dataset folder, e.g. data/papers (a rerun resumes)."),
+             n: Optional[int] = typer.Option(None, "--n", "-n", help="Records to keep (default 200)."),
+             teacher: Optional[str] = typer.Option(None, "--teacher", "-t", help=_TEACHER_HELP),
+             teacher_url: Optional[str] = typer.Option(None, "--teacher-url", help="OpenAI-compatible server, "
+                                                       "e.g. http://127.0.0.1:8000/v1 (vLLM, Ollama)."),
+             kinds: Optional[str] = typer.Option(None, "--kinds", help="Comma-separated, of: "
+                                                 "factual,judgmental,definition,numeric,comparison."),
+             quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+             config: Optional[Path] = ConfigOpt):
+    """Generate fine-tuning data from an index: RAFT records with cited, verified answers.
+
+    Example: ragqa gen-data --index papers --out data/papers --n 500
+    """
+    from finetune import generate_data
+    from ragqa.config import load_config
+
+    cfg = load_config(config, data={"n": n, "teacher": teacher, "teacher_url": teacher_url, "kinds": kinds})
+    stats = generate_data(index, out_dir, cfg, progress=not quiet)
+    say = lambda line: out.print(line, highlight=False, markup=False, soft_wrap=True)  # noqa: E731
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted(stats["kinds"].items()))
+    say(f"{stats['records']} records (target {stats['target']}) from index {index}, teacher {stats['teacher']}; "
+        f"kinds: {kinds}")
+    say("funnel: " + ", ".join(f"{k} {v}" for k, v in stats["funnel"].items() if v))
+    say("splits: " + ", ".join(f"{k} {v['records']} ({v['documents']} docs)" for k, v in stats["splits"].items())
+        + f" → {out_dir}")
+
+
+@app.command("select")
+@friendly
+def select_cmd(data: Path = typer.Option(..., "--data", "-d", help="A gen-data folder, e.g. data/papers."),
+               out_dir: Path = typer.Option(..., "--out", "-o", help="Selected dataset folder, e.g. data/NAME-selected."),
+               budget: Optional[int] = typer.Option(None, "--budget", "-b", help="Train records kept at most (default: half)."),
+               reward_model: Optional[str] = typer.Option(None, "--reward-model",
+                                                          help="HF reward model (default: the quality proxy)."),
+               model: Optional[str] = ModelOpt, base_url: Optional[str] = BaseUrlOpt,
+               precision: Optional[str] = PrecisionOpt, quiet: bool = typer.Option(False, "--quiet", "-q"),
+               config: Optional[Path] = ConfigOpt):
+    """Keep the records that teach the model something (MoDS: quality, coverage, necessity).
+
+    Example: ragqa select --data data/papers --out data/papers-selected --budget 300
+    """
+    from finetune import select_data
+    from ragqa.config import load_config
+
+    cfg = load_config(config, data={"budget": budget, "reward_model": reward_model},
+                      generator={"model": model, "base_url": base_url, "precision": precision})
+    say = lambda line: out.print(line, highlight=False, markup=False, soft_wrap=True)  # noqa: E731
+    stats = select_data(data, out_dir, cfg, progress=not quiet, say=say)
+    for problem in stats["problems"][:20]:
+        err.print(Text(f"skipped {problem}", style="yellow"), soft_wrap=True)
+    say(f"{stats['splits']['train']['records']} train records → {out_dir}")

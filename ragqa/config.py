@@ -215,6 +215,73 @@ class UIConfig:
             raise ConfigError(f"ui.concurrency={self.concurrency}: must be >= 1")
 
 
+KINDS = ("factual", "judgmental", "definition", "numeric", "comparison")
+
+
+@dataclass
+class DataConfig:
+    # generation (`ragqa gen-data`); prompts use [answer] budgets, so training matches answer time
+    n: int = 200  # records to keep, abstention records included
+    kinds: str = ",".join(KINDS)  # question kinds asked for, comma-separated
+    teacher: str = "deterministic"  # 'deterministic' (no model), 'default' (offline model), HF id/folder, or served name
+    teacher_url: str = ""  # OpenAI-compatible server (vLLM, Ollama) that serves `teacher`
+    teacher_tokens: int = 384  # new tokens per teacher reply
+    retries: int = 2  # extra teacher calls when a reply cannot be parsed, then the chunk counts as unparseable
+    per_chunk: int = 2  # questions kept per sampled chunk (more chunks, more coverage)
+    max_chunks: int = 0  # stop after this many chunks even if fewer than n records (0 = no limit); bounds a weak teacher
+    distractors: int = 3  # hard-negative passages from other documents per record (RAFT uses 3-4)
+    abstain_share: float = 0.2  # records whose context lacks the oracle; their target is the abstention
+    validation_share: float = 0.1  # documents (not records) held out for validation
+    test_share: float = 0.1  # documents held out for test
+    dedup_rouge: float = 0.7  # a question with ROUGE-L above this to a kept one is a near duplicate (Self-Instruct)
+    min_question_words: int = 3  # shorter questions are dropped as too short
+    max_question_words: int = 40  # longer ones as too long
+    max_answer_words: int = 120  # answers (quote included) longer than this are dropped
+    seed: int = 0  # sampling, oracle position, split
+    # selection (`ragqa select`, MoDS)
+    budget: int = 0  # train records kept at most; 0 = half of the generated train split
+    reward_model: str = ""  # HF sequence-classification reward model; empty = the documented proxy
+    quality_threshold: float = 0.5  # quality score below which a record is dropped
+    coverage_share: float = 0.5  # share of the budget picked by k-center greedy as the seed set
+    necessity_f1: float = 0.5  # the base model "fails" a record when its answer's token F1 is below this
+    batch_size: int = 8  # chats per generation batch in the necessity stage
+    necessity_tokens: int = 96  # new tokens per base-model answer there (references are one quoted sentence)
+
+    def __post_init__(self):
+        if unknown := set(self.kind_list) - set(KINDS):
+            raise ConfigError(f"data.kinds: unknown {sorted(unknown)} — use some of {', '.join(KINDS)}")
+        if not self.kind_list:
+            raise ConfigError(f"data.kinds is empty — use some of {', '.join(KINDS)}")
+        for name in ("abstain_share", "validation_share", "test_share", "quality_threshold", "coverage_share",
+                     "necessity_f1", "dedup_rouge"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"data.{name}={getattr(self, name)}: a share, between 0 and 1")
+        if self.validation_share + self.test_share >= 1:
+            raise ConfigError("data.validation_share + data.test_share must leave documents for train (< 1)")
+        if self.budget < 0:
+            raise ConfigError(f"data.budget={self.budget}: 0 (half the pool) or more")
+        for name in ("n", "per_chunk", "batch_size", "teacher_tokens", "min_question_words",
+                     "necessity_tokens"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"data.{name}={getattr(self, name)}: must be >= 1")
+        if self.max_chunks < 0:
+            raise ConfigError(f"data.max_chunks={self.max_chunks}: 0 (no limit) or more")
+        if not 0 <= self.retries <= 10:
+            raise ConfigError(f"data.retries={self.retries}: between 0 and 10")
+        if not 1 <= self.distractors <= 8:
+            raise ConfigError(f"data.distractors={self.distractors}: between 1 and 8 (RAFT uses 3-4)")
+        if self.max_question_words < self.min_question_words:
+            raise ConfigError("data.max_question_words must be >= data.min_question_words")
+        if self.teacher_url and not self.teacher_url.startswith(("http://", "https://")):
+            raise ConfigError(f"data.teacher_url={self.teacher_url!r}: give a URL such as http://127.0.0.1:8000/v1")
+        if self.teacher_url and self.teacher == "deterministic":
+            raise ConfigError("data.teacher_url needs the served model's name: pass --teacher NAME too")
+
+    @property
+    def kind_list(self) -> list[str]:
+        return [k.strip() for k in self.kinds.split(",") if k.strip()]
+
+
 @dataclass
 class Config:
     embedder: EmbedderConfig = dataclasses.field(default_factory=EmbedderConfig)
@@ -224,6 +291,7 @@ class Config:
     answer: AnswerConfig = dataclasses.field(default_factory=AnswerConfig)
     ui: UIConfig = dataclasses.field(default_factory=UIConfig)
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
 
 
 def load_config(path: str | Path | None = None, **overrides: dict) -> Config:

@@ -57,7 +57,11 @@ def test_the_check_catches_a_stage_importing_the_answer_pipeline(tmp_path):
     assert violations([bad], FRONT_ENDS)
 
 
-@pytest.mark.parametrize("package", ["ragqa", "ingest", "retrieval", "ui"])
+def test_finetune_builds_on_the_base_and_retrieval_only():
+    assert violations(modules("finetune"), ("ingest", "ui") + FRONT_ENDS) == []
+
+
+@pytest.mark.parametrize("package", ["ragqa", "ingest", "retrieval", "finetune", "ui"])
 def test_each_package_imports_first_without_cycles(package):
     import subprocess
     import sys

@@ -1,0 +1,108 @@
+"""A language model as teacher: the self-instruct prompt (statement + background), JSON lines back.
+
+Any generator works: the offline default model, a Hugging Face model, or an OpenAI-compatible
+server. A reply that yields no usable item is asked again a bounded number of times; after that
+the chunk counts as unparseable and generation goes on.
+"""
+from __future__ import annotations
+
+import json
+import re
+
+from finetune._teacher import Candidate
+from retrieval.context import prompt_text
+
+SYSTEM = "You write exam questions about a passage of a research paper, with answers copied from the passage."
+KIND_TEXT = {
+    "factual": "factual: an open question answered by the statement",
+    "judgmental": "judgmental: a yes/no question; about half of them must have the answer no",
+    "definition": "definition: what a specialized term of the statement means",
+    "numeric": "numeric: a number with its unit reported in the statement",
+    "comparison": "comparison: how two things in the statement differ",
+}
+_OBJECT = re.compile(r"\{[^{}]*\}", re.S)
+
+
+def teacher_prompt(chunk, background: list, kinds: list[str]) -> list[dict]:
+    """The self-instruct prompt: the chunk as the statement, its terms' background, the kinds asked."""
+    parts = [f"Statement (from {chunk.title}, {chunk.location}):\n{prompt_text(chunk.text)}"]
+    if background:
+        parts.append("Background on specialized terms:\n" + "\n".join(f"- {b.term.text}: {b.text}" for b in background))
+    parts.append("Write one question of each kind:\n" + "\n".join(f"- {KIND_TEXT[k]}" for k in kinds))
+    parts.append('Reply with one JSON object per line: {"kind": "...", "question": "...", "answer": "short answer", '
+                 '"quote": "exact words copied from the statement", "rating": 1-5 (how useful the question is)}')
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}]
+
+
+_QA = re.compile(r"^\s*(?:\d+[.)]\s*)?(?:Q|Question)\s*\d*\s*[:.]\s*(?P<q>.+?)\s*\n+\s*(?:A|Answer)\s*\d*\s*[:.]\s*(?P<a>.+?)\s*$",
+                 re.I | re.M)
+
+
+def parse_reply(text: str, kinds: list[str], statement: str = "") -> list[Candidate]:
+    """Candidates from the JSON objects of a reply (objects missing a field are ignored); failing
+    those, from "Question: … / Answer: …" lines whose answer is found verbatim in the statement —
+    the layout small models fall back to."""
+    return _from_json(text, kinds) or _from_lines(text, kinds, statement)
+
+
+def _from_lines(text: str, kinds: list[str], statement: str) -> list[Candidate]:
+    from ragqa.citations import normalize
+    from ragqa.text import split_sentences
+
+    out = []
+    for m in _QA.finditer(text):
+        answer = m["a"].strip().strip('"“”').rstrip(".")
+        if len(answer.split()) < 2:
+            continue
+        quote = next((s for s in split_sentences(statement) if normalize(answer).lower() in normalize(s).lower()), "")
+        kind = "numeric" if re.search(r"\d", answer) else "definition" if re.match(r"what (is|are) ", m["q"], re.I) \
+            else "factual"
+        if quote and kind in kinds:
+            out.append(Candidate(kind, m["q"].strip(), "", quote))
+    return out
+
+
+def _from_json(text: str, kinds: list[str]) -> list[Candidate]:
+    out = []
+    for raw in _OBJECT.findall(text):
+        try:
+            item = json.loads(raw)
+        except json.JSONDecodeError:
+            continue
+        if not isinstance(item, dict):
+            continue
+        q, a, quote = (str(item.get(k) or "").strip() for k in ("question", "answer", "quote"))
+        kind = str(item.get("kind") or "").strip().lower()
+        if q and quote and kind in kinds:
+            out.append(Candidate(kind, q, _lead(a), quote.strip(" \"“”"), rating=_rating(item.get("rating"))))
+    return out
+
+
+def _lead(answer: str) -> str:
+    answer = answer.strip().strip('"“”')
+    return answer if not answer or answer[-1] in ".!?" else answer + "."
+
+
+def _rating(value) -> float | None:
+    try:
+        return min(5.0, max(1.0, float(value)))
+    except (TypeError, ValueError):
+        return None
+
+
+class ModelTeacher:
+    """Wraps a ``Generator``; ``propose`` returns None when no reply could be parsed."""
+
+    needs_background = True
+
+    def __init__(self, generator, retries: int = 2, max_new_tokens: int = 384):
+        self.generator, self.retries, self.max_new_tokens = generator, retries, max_new_tokens
+        self.name = generator.name
+
+    def propose(self, chunk, helper, kinds: list[str]) -> list[Candidate] | None:
+        chat = teacher_prompt(chunk, helper.chunk_background(chunk), kinds)
+        for _ in range(1 + self.retries):
+            reply = "".join(self.generator.generate(chat, max_new_tokens=self.max_new_tokens))
+            if found := parse_reply(reply, kinds, prompt_text(chunk.text)):
+                return found
+        return None
