@@ -60,8 +60,6 @@ def test_real_follow_up_retrieves_from_the_conversation(tmp_path, real_embedder,
 
 
 @pytest.mark.evalcorpus
-@pytest.mark.xfail(strict=True, reason="issue 10 (answers on real papers): the default model repeats the paper "
-                                       "title instead of naming the pre-training tasks")
 def test_bert_answer_mentions_masked_language_modelling(aragog_home, real_embedder, real_generator, monkeypatch):
     monkeypatch.setenv("RAGQA_HOME", str(aragog_home))
     r = Retriever(IndexStore.open("aragog"), real_embedder)
