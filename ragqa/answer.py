@@ -15,10 +15,11 @@ from ragqa.citations import Citation, Evidence, check_citations, find_evidence
 from ragqa.config import AnswerConfig
 from ragqa.errors import RagqaError
 from ragqa.generators import BatchGenerator
-from ragqa.text import split_sentences
 from retrieval.context import (ABSTAIN, Source, best_sentences, build_messages, fit_sources, focus_sources,
                                is_yes_no)
 
+# a sentence ends at . ! ? before a capital or digit, but not after a list number ("1.", "12.")
+_REPLY_END = re.compile(r"(?<!^\d\.)(?<![\s(]\d\.)(?<![\s(]\d\d\.)(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])")
 _VERDICT = re.compile(r"\W*(yes|no)\b", re.IGNORECASE)
 _NEGATION = re.compile(r"\b(not|no|never|none|neither|nor|cannot|\w+n't)\b", re.IGNORECASE)
 _FOLLOW_UP = re.compile(r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|the former|"
@@ -222,7 +223,7 @@ def shape(raw: str, question: str, config: AnswerConfig, final: bool = True) -> 
     verdict = config.yes_no_hint and is_yes_no(question)
     if not config.max_sentences and not verdict:
         return raw.strip() if final else raw
-    sentences = split_sentences(raw)
+    sentences = _reply_sentences(raw)
     done = sentences if final else sentences[:-1]
     limit = config.max_sentences or len(sentences)
     out = done[:limit] + ([] if final or len(done) >= limit else sentences[-1:])
@@ -231,6 +232,16 @@ def shape(raw: str, question: str, config: AnswerConfig, final: bool = True) -> 
             return ""
         out.insert(0, "No." if _NEGATION.search(done[0]) else "Yes.")
     return " ".join(out)
+
+
+def _reply_sentences(raw: str) -> list[str]:
+    """The reply's sentences, split only at sentence punctuation: a list number ("are: 1. PDF",
+    "(.pdf) 2. Markdown") ends no sentence, and line breaks inside one are kept."""
+    pieces, start = [], 0
+    for end in _REPLY_END.finditer(raw):
+        pieces.append(raw[start:end.start()])
+        start = end.end()
+    return [p.strip() for p in pieces + [raw[start:]] if p.strip()]
 
 
 def _generate(result: Answer, generator, messages: list[dict], config: AnswerConfig) -> Iterator[str]:
@@ -244,7 +255,7 @@ def _generate(result: Answer, generator, messages: list[dict], config: AnswerCon
         if text.startswith(shown) and len(text) > len(shown):
             yield text[len(shown):] if shown else text
             shown = text
-        if config.max_sentences and len(split_sentences(raw)) > config.max_sentences:
+        if config.max_sentences and len(_reply_sentences(raw)) > config.max_sentences:
             stream.close()  # the answer is complete: stop the model rather than generate what is cut
             break
     end = time.perf_counter()

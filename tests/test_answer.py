@@ -253,3 +253,12 @@ def test_shaped_stream_is_what_the_answer_holds(retriever):
     cfg = plain_answer_config(k=2, abstain_below=0.1, max_sentences=2, yes_no_hint=True)
     items = list(stream_answer("Does BERT read text in both directions?", gen, retriever, cfg))
     assert "".join(items[:-1]) == items[-1].text == "Yes. BERT reads text in both directions [1]. It is an encoder."
+
+
+def test_shape_keeps_a_list_of_short_items_whole():
+    from ragqa.answer import shape
+
+    raw = "The file types are: 1. PDF files (.pdf) 2. Markdown (.md) 3. HTML (.html) 4. Text (.txt). That is all of them for now. And more text here."
+    assert shape(raw, "Which file types?", plain_answer_config(max_sentences=2)) == (
+        "The file types are: 1. PDF files (.pdf) 2. Markdown (.md) 3. HTML (.html) 4. Text (.txt). "
+        "That is all of them for now.")
