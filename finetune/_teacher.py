@@ -22,6 +22,8 @@ _VERB_QUESTION = {"is": "What is {}?", "are": "What are {}?", "denotes": "What d
                   "means": "What does {} mean?", "is defined as": "How is {} defined?"}
 _NUMBER = re.compile(r"(?<![\w.])(?P<num>\d+(?:[.,]\d+)?)\s*(?P<unit>%|percent\b|[A-Za-z][A-Za-z-]{1,20})")
 _ACRONYM = re.compile(r"^(?:[A-Z][A-Za-z0-9]*[A-Z][A-Za-z0-9-]*|[A-Z]+-?[0-9]+[A-Za-z0-9-]*)$")  # as in retrieval.terms
+_NUMBERED = re.compile(r"^(theorem|lemma|corollary|section|sec\.|table|figure|fig\.|eq\.?|equation|algorithm|"
+                       r"appendix|chapter|step|stage|phase|version|v)$", re.I)
 _NOT_UNITS = {"et", "al", "and", "or", "of", "in", "the", "to", "a", "for", "with", "on", "is", "are", "we",
               "table", "figure", "fig", "section", "eq", "equation", "th", "st", "nd", "rd", "and"}
 _PRONOUN_START = re.compile(r"^(it|this|these|they|that|those|such|here|there|however|thus|then|also|we|our|in|on|"
@@ -164,6 +166,9 @@ class DeterministicTeacher:
 def _is_measure(m: re.Match) -> bool:
     """A number with a unit: not a year, a reference, a section or figure number."""
     unit = m["unit"].lower()
+    before = m.string[:m.start()].split()[-1:]
+    if before and _NUMBERED.match(before[0]):  # "Theorem 1 gives", "Table 3 shows": a label, not a measure
+        return False
     if unit in _NOT_UNITS or (re.fullmatch(r"(19|20)\d\d", m["num"]) and unit != "%"):
         return False
     return m["unit"] in ("%",) or unit.isalpha() or "-" in unit
