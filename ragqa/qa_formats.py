@@ -71,7 +71,9 @@ def _from_record(rec: dict, default_id: str) -> list[QAItem]:
     item = QAItem(str(rec.get("id") or rec.get("question_id") or default_id), question)
     item.answers = _answers(rec)
     item.doc = str(rec.get("source_pdf") or rec.get("doc_id") or rec.get("source") or rec.get("doc") or "")
-    item.scoped = "doc_id" in rec and "source_pdf" not in rec
+    # QASPER names its paper in doc_id and is asked of it alone; gen-data records carry doc_id too,
+    # but their questions are asked of the whole index, as a user would (oracle_id marks them)
+    item.scoped = "doc_id" in rec and "source_pdf" not in rec and "oracle_id" not in rec
     if choices := rec.get("choices") or rec.get("options"):
         item.choices = [str(c) for c in choices]
         gold = rec.get("answer_index", rec.get("label"))

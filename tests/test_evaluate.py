@@ -115,3 +115,14 @@ def test_yes_no_items_are_scored_on_the_verdict(word_embedder):
     item = QAItem("q", "Is the lexicon shared?", answers=["Yes"], kind="yes_no")
     assert score(item, '"The lexicon is built over all the data." [1]\n\nYes, it is shared [1].', word_embedder, False)["em"] == 1
     assert score(item, "No, each language has its own.", word_embedder, False)["f1"] == 0
+
+
+def test_gen_data_records_are_asked_of_the_whole_index_and_qasper_of_its_paper(tmp_path):
+    from ragqa.qa_formats import load_qa
+
+    f = tmp_path / "q.jsonl"
+    f.write_text(json.dumps({"question": "What does LoRA freeze?", "answer": "the weights", "doc_id": "ab12",
+                             "source": "lora.pdf", "oracle_id": "ab12-3"}) + "\n"
+                 + json.dumps({"id": "q", "doc_id": "qasper_doc_00", "question": "What is it?", "answers": ["x"]}))
+    gen, qasper = load_qa(f)[0]
+    assert not gen.scoped and qasper.scoped
