@@ -183,6 +183,9 @@ def test_loop_stop_cuts_lines_repeating_with_counting_numbers():
     assert stop._looped(as_ids("Answer:\n[12]\n[13]\n[14]\n[15]\n[1"))
     assert stop._looped(as_ids("5. PDF files.\n6. PDF files.\n7. PDF files.\n8. PDF files.\n"))
     assert not stop._looped(as_ids("1. PDF\n2. Markdown\n3. HTML\n4. text\n"))  # a real list
+    six = _LoopStop(prompt_len=0, decode=lambda ids: "".join(chr(i) for i in ids), lines=6)
+    assert six._looped(as_ids("".join(f"{n}. {'PDF' if n % 2 else 'HTML'} files\n" for n in range(5, 11))))
+    assert not six._looped(as_ids("1. PDF\n2. Markdown\n3. HTML\n4. text\n5. reST\n6. PDF again\n"))
     assert not stop._looped(as_ids("[1]\n[2]\n[3]\n"))  # too short to call a loop
 
 

@@ -147,8 +147,8 @@ class TransformersGenerator:
 
 class _LoopStop:
     """Stop a reply that loops: its last ``window`` tokens already occurred earlier in it, or
-    its last ``lines`` lines have the same shape once digits are masked ("[12]", "[13]", ...;
-    "5. PDF files are read...", "6. PDF files are read...").
+    its last ``lines`` lines cycle through a few shapes once digits are masked ("[12]", "[13]", ...;
+    "5. PDF files (.pdf)", "6. HTML files (.html)", "7. PDF files (.pdf)", ...).
 
     Small models fall into loops; penalties against repetition would also penalise copying the
     sources, which is what a grounded answer should do, so a loop is cut instead.
@@ -174,7 +174,10 @@ class _LoopStop:
     def _same_shape_lines(self, text: str) -> bool:
         complete = text.split("\n")[:-1]  # the last line may still be growing
         shapes = [re.sub(r"\d+", "0", line.strip()) for line in complete[-self.lines:]]
-        return len(shapes) == self.lines and len(set(shapes)) == 1 and len(shapes[0]) >= 3
+        # one shape, or a cycle of a few ("PDF files", "HTML files", "PDF files", ...): each line of
+        # the window then repeats at least three times, which no real list does
+        return len(shapes) == self.lines and len(set(shapes)) <= max(1, self.lines // 3) \
+            and min(map(len, shapes)) >= 3
 
 
 def plain_prompt(messages: Messages) -> str:
