@@ -1,4 +1,4 @@
-"""The package graph points one way: base (ragqa config, errors, text, citations, generators)
+"""The package graph points one way: base (ragqa config, errors, text, citations, metrics, generators)
 <- stages (ingest, retrieval, finetune) <- front ends (ragqa.answer/evaluate/cli, ui)."""
 import ast
 from pathlib import Path
@@ -7,7 +7,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("ingest", "retrieval", "finetune")
-FRONT_ENDS = ("ragqa.answer", "ragqa.evaluate", "ragqa.cli", "ragqa.qa_formats", "ragqa.metrics",
+FRONT_ENDS = ("ragqa.answer", "ragqa.evaluate", "ragqa.cli", "ragqa.qa_formats",
               "ragqa._report", "ragqa.__main__", "ui")
 
 
