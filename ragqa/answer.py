@@ -128,24 +128,20 @@ def prepare(question: str, generator, retriever=None, config: AnswerConfig | Non
             result.timings["retrieval_ms"] = round(1000 * (time.perf_counter() - started), 1)
             _abstain(result)
             return result, None
+        best = None
         if config.focus_tokens:
-            result.sources = focus_sources(question, result.sources, retriever.embedder, config.focus_tokens,
-                                           generator.count_tokens)
+            result.sources, best = focus_sources(question, result.sources, retriever.embedder,
+                                                 config.focus_tokens, generator.count_tokens)
+        elif config.lead_quote:
+            best = next(iter(best_sentences(question, result.sources, retriever.embedder, 1, hybrid=True)), None)
+        if config.lead_quote and best:  # the passage sentence the answer rests on, quoted and cited
+            result.lead = f'"{best[1]}" [{best[0]}]'
         _add_background(result, retriever, generator, config, doc)
-        if config.lead_quote:
-            result.lead = lead_quote(question, result.sources, retriever.embedder)
     result.timings["retrieval_ms"] = round(1000 * (time.perf_counter() - started), 1)
     messages = build_messages(question, result.sources, history, config.history_turns, result.retrieval,
                               (config.system if result.retrieval else "") or None, config.yes_no_hint)
     result.timings["prompt_tokens"] = generator.count_tokens("\n".join(m["content"] for m in messages))
     return result, messages
-
-
-def lead_quote(question: str, sources: list[Source], embedder) -> str:
-    """The retrieved sentence that best matches the question (meaning and words), quoted and cited:
-    what the answer rests on."""
-    best = best_sentences(question, sources, embedder, 1, hybrid=True)
-    return f'"{best[0][1]}" [{best[0][0]}]' if best else ""
 
 
 def finish(result: Answer) -> Answer:

@@ -103,16 +103,19 @@ def build_messages(question: str, sources: list[Source], history: list[tuple[str
     return messages + [{"role": "user", "content": "\n\n".join(blocks) + f"\n\nQuestion: {question}"}]
 
 
-def rank_sentences(question: str, sentences: list[str], embedder, hybrid: bool = True) -> list[tuple[int, float]]:
-    """Indexes of ``sentences`` best first, with their cosine to ``question``.
+def rank_sentences(question: str, sentences: list[str], embedder=None, hybrid: bool = True,
+                   cosine=None) -> list[tuple[int, float]]:
+    """Indexes of ``sentences`` best first, with their cosine to ``question`` (computed with
+    ``embedder`` unless given as ``cosine``).
 
     ``hybrid`` fuses the embedder's cosine ranking with a lexical one (question words the sentence
     shares, weighted by how rare they are among the candidates) by reciprocal rank, as retrieval
     fuses dense and BM25: MiniLM alone ranked "the BERT model is first initialized with the
     pre-trained parameters" above "we pre-train BERT using two unsupervised tasks".
     """
-    vectors = embedder.embed_batch([question] + sentences)
-    cosine = vectors[1:] @ vectors[0]
+    if cosine is None:
+        vectors = embedder.embed_batch([question] + sentences)
+        cosine = vectors[1:] @ vectors[0]
     dense = sorted(range(len(sentences)), key=lambda i: -cosine[i])
     if not hybrid:
         return [(i, float(cosine[i])) for i in dense]
@@ -128,46 +131,55 @@ def rank_sentences(question: str, sentences: list[str], embedder, hybrid: bool =
     return [(i, float(cosine[i])) for i, _ in fused.most_common()]
 
 
+def _pool(sources: list[Source], min_words: int = 5) -> list[tuple[int, str]]:
+    """(source number, sentence) for the sentences of the retrieved passages long enough to quote."""
+    return [(s.n, sentence) for s in sources if not s.term for sentence in split_sentences(s.text)
+            if len(sentence.split()) >= min_words]
+
+
 def best_sentences(question: str, sources: list[Source], embedder, n: int = 1,
-                   min_words: int = 5, hybrid: bool = False) -> list[tuple[int, str, float]]:
-    """The ``n`` sentences of the retrieved sources closest to ``question`` by the embedder's cosine,
-    as (source number, sentence, cosine), best first.
+                   hybrid: bool = False) -> list[tuple[int, str, float]]:
+    """The ``n`` sentences of the retrieved sources closest to ``question`` by the embedder's cosine
+    (``hybrid``: and its words), as (source number, sentence, cosine), best first.
 
     This is the copy-one-sentence yardstick every answer is measured against, and the quote an
     answer can lead with: a sentence from the passage, verbatim, that a reader can check.
     """
-    pool = [(s.n, sentence) for s in sources if not s.term for sentence in split_sentences(s.text)
-            if len(sentence.split()) >= min_words]
+    pool = _pool(sources)
     if not pool:
         return []
     ranked = rank_sentences(question, [sentence for _, sentence in pool], embedder, hybrid)[:n]
     return [(pool[i][0], pool[i][1], score) for i, score in ranked]
 
 
-def focus_sources(question: str, sources: list[Source], embedder, budget: int, count_tokens,
-                  min_words: int = 5) -> list[Source]:
-    """The retrieved passages cut down to their sentences closest to the question, within ``budget``
-    tokens in all, each kept in its passage's order; passages left with nothing are dropped and the
-    rest renumbered 1..m.
+def focus_sources(question: str, sources: list[Source], embedder, budget: int,
+                  count_tokens) -> tuple[list[Source], tuple[int, str] | None]:
+    """The retrieved passages cut down to their sentences that best match the question, within
+    ``budget`` tokens in all, each kept in its passage's order; passages left with nothing are
+    dropped and the rest renumbered 1..m. Also returns the best of the kept sentences as
+    (new source number, sentence): the lead quote, ranked without embedding anything again.
 
     A 135M model reads a few relevant sentences better than three whole passages, and the prompt
     it must read first shrinks about threefold.
     """
-    retrieved = [s for s in sources if not s.term]
-    pool = [(s.n, i, sentence) for s in retrieved for i, sentence in enumerate(split_sentences(s.text))
-            if len(sentence.split()) >= min_words]
+    pool = _pool(sources)
     if not pool:
-        return sources
-    chosen, used = set(), 0
-    for idx, _ in rank_sentences(question, [p[2] for p in pool], embedder):
-        tokens = count_tokens(pool[idx][2])
-        if used + tokens > budget and chosen:
-            continue
-        chosen.add(idx)
-        used += tokens
-    out = []
-    for s in retrieved:
-        kept = [p[2] for idx, p in enumerate(pool) if idx in chosen and p[0] == s.n]
+        return sources, None
+    ranked = rank_sentences(question, [sentence for _, sentence in pool], embedder)
+    chosen, used = [], 0
+    for idx, _ in ranked:
+        tokens = count_tokens(pool[idx][1])
+        if used + tokens <= budget or not chosen:
+            chosen.append(idx)
+            used += tokens
+    renumber, out = {}, []
+    for s in (s for s in sources if not s.term):
+        kept = [pool[i][1] for i in sorted(chosen) if pool[i][0] == s.n]
         if kept:
+            renumber[s.n] = len(out) + 1
             out.append(Source(len(out) + 1, s.chunk, " ".join(kept), s.score, s.dense))
-    return out
+    # the lead is ranked among the kept sentences alone, with the cosines already computed
+    cosine = dict(ranked)
+    kept = sorted(chosen)
+    top = rank_sentences(question, [pool[i][1] for i in kept], cosine=[cosine[i] for i in kept])[0][0]
+    return out, (renumber[pool[kept[top]][0]], pool[kept[top]][1])
