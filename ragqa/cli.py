@@ -60,8 +60,6 @@ def _plain(*parts):
     (text, style) pairs are our own labels."""
     from rich.text import Text
 
-    from ragqa.errors import printable
-
     return Text.assemble(*(printable(p) if isinstance(p, str) else p for p in parts))
 
 
@@ -175,8 +173,6 @@ def index_remove(index: str = IndexOpt,
     from retrieval.store import remove_document, remove_index
 
     what = f"document {doc!r} from index {index!r}" if doc else f"index {index!r}"
-    from ragqa.errors import printable
-
     if not yes and not typer.confirm(f"remove {printable(what)}?"):
         raise typer.Exit(1)
     remove_document(index, doc) if doc else remove_index(index)
