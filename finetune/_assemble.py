@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 
 from ragqa.citations import check_citations, normalize
-from retrieval.context import ABSTAIN, Source, fit_sources, prompt_text
+import numpy as np
+
+from retrieval.context import ABSTAIN, Source, fit_sources, focus_sources, prompt_text
 from retrieval.search import Hit
 from retrieval.terms import background, find_terms
 from finetune._records import Record, shown_sources
@@ -29,12 +31,27 @@ class WordCounter:
         return int(len(text.split()) * 1.3) + 1
 
 
+class CachedEmbedder:
+    """The index's embedder, remembering every text it embedded: records share distractor passages,
+    so focusing each record's context (below) embeds most sentences once instead of per record."""
+
+    def __init__(self, embedder):
+        self.embedder, self.cache = embedder, {}
+
+    def embed_batch(self, texts, progress: bool = False) -> np.ndarray:
+        todo = list(dict.fromkeys(t for t in texts if t not in self.cache))
+        if todo:
+            self.cache.update(zip(todo, self.embedder.embed_batch(todo)))
+        return np.stack([self.cache[t] for t in texts])
+
+
 class Helper:
     """What teachers and assembly ask of the index: vocabulary, companions, distractors, background."""
 
     def __init__(self, retriever, answer_config, counter):
         self.retriever, self.answer, self.counter = retriever, answer_config, counter
         self.vocab = retriever.vocabulary()
+        self.embedder = CachedEmbedder(retriever.embedder) if answer_config.focus_tokens else None
 
     def companion(self, chunk, term: str):
         """Another passage of the same document that mentions ``term`` (for comparisons)."""
@@ -59,8 +76,13 @@ class Helper:
 
 
 def context(question: str, passages: list, helper: Helper, skip: set[str] = frozenset()) -> list[Source]:
-    """Passages fitted to the budget, then background sources, numbered as at answer time."""
+    """Passages fitted to the budget and cut to their sentences closest to the question (when
+    ``answer.focus_tokens`` is on), then background sources: numbered and sized as at answer time,
+    so the model trains on prompts of the length and layout it will answer from."""
     sources = fit_sources([Hit(c, 0.0) for c in passages], helper.counter, helper.answer.context_tokens)
+    if helper.embedder is not None:
+        sources, _ = focus_sources(question, sources, helper.embedder, helper.answer.focus_tokens,
+                                   helper.counter.count_tokens)
     extra, terms = helper.background(question, {s.chunk.id for s in sources} | set(skip))
     by_term = {b.term.text: b for b in extra}
     for term in terms:

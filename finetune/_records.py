@@ -37,7 +37,8 @@ class Record:
     def messages(self) -> list[dict]:
         """The chat for supervised fine-tuning: the answer-time prompt, then the target."""
         shown = [_Shown(**s) for s in self.sources]
-        chat = build_messages(self.question, shown, [], 0, use_retrieval=True)
+        # the yes/no hint as ``answer.yes_no_hint`` adds it at answer time
+        chat = build_messages(self.question, shown, [], 0, use_retrieval=True, yes_no_hint=True)
         return chat + [{"role": "assistant", "content": self.answer}]
 
     def to_dict(self) -> dict:

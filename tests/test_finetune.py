@@ -47,7 +47,7 @@ def test_records_are_raft_items_built_like_answer_time_prompts(retriever, tmp_pa
     assert set(splits) == {"train", "validation", "test"} and stats["records"] == sum(map(len, splits.values())) >= 12
     for row in (r for split in splits.values() for r in split):
         shown = [Source(s["n"], by_id[s["chunk_id"]], s["text"], term=s["term"]) for s in row["sources"]]
-        assert row["messages"] == build_messages(row["question"], shown, [], 0, True) + [
+        assert row["messages"] == build_messages(row["question"], shown, [], 0, True, yes_no_hint=True) + [
             {"role": "assistant", "content": row["answer"]}]
         assert row["messages"][0]["content"] == SYSTEM_RAG and row["teacher"] == "deterministic"
         assert all(by_id[d].doc_id != row["doc_id"] for d in row["distractor_ids"])
