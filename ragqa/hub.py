@@ -10,7 +10,11 @@ from ragqa.errors import ConfigError
 def check_available(kind: str, model: str, packaged: tuple[str, ...] = ()) -> None:
     """One line, at once, when a model must come from the Hugging Face hub and cannot: without it,
     an unknown id on a machine without internet costs ~50 s of retries and ~20 lines of warnings."""
-    if model in packaged or Path(model).expanduser().exists() or _in_hub_cache(model):
+    if model in packaged or Path(model).expanduser().exists():
+        return
+    if model.startswith(("/", ".", "~")) or model.count("/") > 1 or "\\" in model:  # a path, not an id
+        raise ConfigError(f"{kind} {model}: folder not found — check the path")
+    if _in_hub_cache(model):
         return
     fix = "pass a local model folder, or a name already downloaded into the Hugging Face cache"
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):

@@ -1,0 +1,217 @@
+"""`ragqa train` on a tiny in-process Llama: masking, EOS, padding, guards, checkpoints and resume.
+
+The tiny model (2 layers, hidden 32) uses MiniLM's WordPiece tokenizer (shipped offline) with a
+ChatML-style template, so every test runs in seconds without the real model; the real SmolLM2 run
+is in test_train_real.py.
+"""
+import json
+
+import pytest
+
+from ragqa.config import Config, GeneratorConfig, TrainConfig
+from ragqa.errors import ConfigError
+from finetune._train import (IGNORE, TrainingError, complete_checkpoints, encode, gradient_norm, load_chats,
+                             preflight, stop_ids, train)
+
+TEMPLATE = ("{% for m in messages %}<|im_start|> {{ m['role'] }}\n{{ m['content'] }} [SEP]\n{% endfor %}"
+            "{% if add_generation_prompt %}<|im_start|> assistant\n{% endif %}")
+COLOURS = ["red", "green", "blue", "black", "white", "yellow", "purple", "orange"]
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory):
+    """A saved 2-layer Llama with a chat template: a base model folder ``ragqa train`` can load."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from retrieval.embed import packaged_minilm_path
+
+    folder = tmp_path_factory.mktemp("tiny-base")
+    tok = AutoTokenizer.from_pretrained(str(packaged_minilm_path()))
+    tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>"], "eos_token": "[SEP]"})
+    tok.chat_template = TEMPLATE
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=tok.cls_token_id,
+                      initializer_range=0.5)  # weights large enough for a rank-4 LoRA to move the logits
+    LlamaForCausalLM(cfg).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return str(folder)
+
+
+def chat(i: int) -> list[dict]:
+    colour = COLOURS[i % len(COLOURS)]
+    return [{"role": "system", "content": "Answer using only the sources."},
+            {"role": "user", "content": f"Sources:\n\n[1] (notes.md, p. 1)\nThe box number {i} is {colour}.\n\n"
+                                        f"Question: What colour is box {i}?"},
+            {"role": "assistant", "content": f"\"The box number {i} is {colour}.\" [1]"}]
+
+
+def write_jsonl(path, chats):
+    path.write_text("".join(json.dumps({"messages": m}) + "\n" for m in chats))
+    return path
+
+
+def cfg(**train) -> Config:
+    base = dict(max_steps=12, batch_size=4, learning_rate=3e-3, lora_r=4, lora_alpha=8, lora_dropout=0.0,
+                logging_steps=2, eval_steps=4, save_steps=4, smoke_steps=0, warmup_ratio=0.0)
+    return Config(train=TrainConfig(**{**base, **train}), generator=GeneratorConfig(precision="fp32"))
+
+
+def tokenizer_of(tiny_base):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_base)
+
+
+def test_only_the_reply_and_its_eos_carry_a_loss(tiny_base):
+    tok = tokenizer_of(tiny_base)
+    stops = {tok.eos_token_id}
+    e = encode(chat(3), tok, stops)
+    prompt = tok.apply_chat_template(chat(3)[:-1], add_generation_prompt=True, tokenize=False)
+    n_prompt = len(tok(prompt, add_special_tokens=False).input_ids)
+    assert e["labels"][:n_prompt] == [IGNORE] * n_prompt and IGNORE not in e["labels"][n_prompt:]
+    assert e["labels"][-1] == tok.eos_token_id and e["labels"][n_prompt:] == e["input_ids"][n_prompt:]
+    assert tok.decode(e["labels"][n_prompt:], skip_special_tokens=True) == tok.decode(
+        tok(chat(3)[-1]["content"], add_special_tokens=False).input_ids)  # the reply, nothing after its EOS
+
+
+def test_a_model_without_chat_template_trains_on_the_plain_layout_it_answers_from(tiny_base):
+    from ragqa.generators._transformers import plain_prompt
+
+    tok = tokenizer_of(tiny_base)
+    tok.chat_template = None
+    e = encode(chat(1), tok, {tok.eos_token_id})
+    prompt = [t for t, label in zip(e["input_ids"], e["labels"]) if label == IGNORE]
+    assert prompt == tok(plain_prompt(chat(1)[:-1])).input_ids  # token for token what the generator sends
+    assert "question : what colour is box 1? answer :" in tok.decode(prompt)
+    assert e["labels"][-1] == tok.eos_token_id
+
+
+def test_preflight_refuses_data_that_would_be_cut(tiny_base):
+    tok = tokenizer_of(tiny_base)
+    long_chat = chat(0)
+    long_chat[1] = {"role": "user", "content": "word " * 400}
+    chats = {"train": [chat(i) for i in range(18)] + [long_chat] * 2}
+    with pytest.raises(TrainingError, match=r"10% of the training examples exceed train.max_length=128.*--max-length"):
+        preflight(chats, tok, {tok.eos_token_id}, TrainConfig(max_length=128))
+    checked = preflight(chats, tok, {tok.eos_token_id}, TrainConfig(max_length=128, max_dropped_share=0.2))
+    assert checked["dropped"]["train"] == 2 and len(checked["encoded"]["train"]) == 18
+
+
+def test_bad_datasets_get_one_clear_line(tmp_path):
+    with pytest.raises(ConfigError, match="no dataset here"):
+        load_chats(tmp_path / "nothing")
+    with pytest.raises(ConfigError, match="no `messages` column"):
+        load_chats(write_jsonl(tmp_path / "a.jsonl", []) and _rows(tmp_path / "b.jsonl", [{"question": "q"}]))
+    with pytest.raises(ConfigError, match="train split is empty"):
+        load_chats(write_jsonl(tmp_path / "c.jsonl", []))
+    with pytest.raises(ConfigError, match="row 1: the last message must be the assistant"):
+        load_chats(write_jsonl(tmp_path / "d.jsonl", [chat(0), chat(1)[:-1]]))
+
+
+def _rows(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_lora_learns_saves_and_reloads_as_an_adapter(tiny_base, tmp_path):
+    from ragqa.generators import load_causal_lm
+
+    data = write_jsonl(tmp_path / "train.jsonl", [chat(i) for i in range(40)])
+    metrics = train(data, tiny_base, tmp_path / "run", cfg(max_steps=20, learning_rate=3e-2), progress=False)
+    run = tmp_path / "run"
+    assert metrics["last_loss"] < 0.7 * metrics["first_loss"]  # it learned the pattern
+    assert (run / "adapter_config.json").is_file() and (run / "adapter_model.safetensors").is_file()
+    assert (run / "loss.png").stat().st_size > 1000 and json.loads((run / "metrics.json").read_text())["steps"] == 20
+    assert 0 < metrics["trainable_parameters"] < metrics["parameters"] and metrics["tokens_per_s"] > 0
+    assert set(metrics["config"]) >= {"lora_r", "target_modules"}
+    model, _ = load_causal_lm(GeneratorConfig(model=tiny_base, adapter=str(run), precision="fp32"))
+    assert sorted({n.split(".")[-4] for n, _ in model.named_parameters() if "lora_A" in n}) == [
+        "down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]  # every projection by default
+    with pytest.raises(ConfigError, match="already holds a run — pass --resume"):
+        train(data, tiny_base, run, cfg(), progress=False)
+
+
+def test_resume_after_an_interruption_matches_an_uninterrupted_run(tiny_base, tmp_path, monkeypatch):
+    import torch
+    from transformers import TrainerCallback
+
+    from finetune import _train
+
+    data = write_jsonl(tmp_path / "train.jsonl", [chat(i) for i in range(40)])
+    whole = train(data, tiny_base, tmp_path / "whole", cfg(), progress=False)
+
+    class Kill(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 6:  # after checkpoint-4, before checkpoint-8
+                raise KeyboardInterrupt
+
+    real = _train._callbacks
+    monkeypatch.setattr(_train, "_callbacks", lambda *a: (*real(*a), Kill()))
+    with pytest.raises(KeyboardInterrupt):
+        train(data, tiny_base, tmp_path / "cut", cfg(), progress=False)
+    monkeypatch.setattr(_train, "_callbacks", real)
+    cut = tmp_path / "cut"
+    assert not (cut / "adapter_config.json").exists()  # no half-trained adapter where a finished one goes
+    torn = cut / "checkpoints" / "checkpoint-9"  # a save a kill tore: weights, no trainer state
+    torn.mkdir()
+    (torn / "adapter_model.safetensors").write_bytes(b"torn")
+    assert [p.name for p in complete_checkpoints(cut / "checkpoints")] == ["checkpoint-4"]
+    resumed = train(data, tiny_base, cut, cfg(), resume=True, progress=False)
+    assert resumed["steps"] == whole["steps"] == 12
+    assert resumed["last_loss"] == pytest.approx(whole["last_loss"], rel=1e-3)  # same data order and state
+    from safetensors.torch import load_file
+
+    a, b = load_file(tmp_path / "whole" / "adapter_model.safetensors"), load_file(cut / "adapter_model.safetensors")
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
+def test_a_model_that_does_not_stop_is_caught_by_the_smoke_test(tiny_base, tmp_path):
+    data = write_jsonl(tmp_path / "train.jsonl", [chat(i) for i in range(12)])
+    with pytest.raises(TrainingError, match="smoke test after 1 steps: the model's reply did not end with EOS"):
+        train(data, tiny_base, tmp_path / "run", cfg(smoke_steps=1, max_steps=3), progress=False)
+
+
+def test_no_gradient_is_detected(tiny_base):
+    import torch
+
+    layer = torch.nn.Linear(4, 4)
+    assert gradient_norm(layer) == 0.0  # nothing computed yet: what the 4-bit trap looks like
+    layer(torch.ones(1, 4)).sum().backward()
+    assert gradient_norm(layer) > 0
+
+
+def test_resume_without_checkpoint_and_a_missing_base_fail_clearly(tiny_base, tmp_path):
+    data = write_jsonl(tmp_path / "train.jsonl", [chat(i) for i in range(8)])
+    with pytest.raises(ConfigError, match="no complete checkpoint to resume from"):
+        train(data, tiny_base, tmp_path / "new", cfg(), resume=True, progress=False)
+    with pytest.raises(ConfigError, match="no-such-model: folder not found"):
+        train(data, str(tmp_path / "no-such-model"), tmp_path / "run", cfg(), progress=False)
+
+
+def test_an_adapter_on_another_base_is_refused(tiny_base, tmp_path):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from ragqa.generators import load_causal_lm
+
+    data = write_jsonl(tmp_path / "train.jsonl", [chat(i) for i in range(8)])
+    train(data, tiny_base, tmp_path / "run", cfg(max_steps=2), progress=False)
+    other = tmp_path / "other"
+    tok = tokenizer_of(tiny_base)
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=48, intermediate_size=64, num_hidden_layers=2,
+                                 num_attention_heads=4, num_key_value_heads=2)).save_pretrained(other)
+    tok.save_pretrained(other)
+    with pytest.raises(ConfigError, match="does not fit model .*other.*pass the adapter's own base model"):
+        load_causal_lm(GeneratorConfig(model=str(other), adapter=str(tmp_path / "run"), precision="fp32"))
+
+
+def test_stop_ids_include_the_chat_turn_end(tiny_base):
+    tok = tokenizer_of(tiny_base)
+
+    class Model:
+        class generation_config:
+            eos_token_id = [7, tok.eos_token_id]
+
+    assert stop_ids(tok, Model()) == {7, tok.eos_token_id}
