@@ -1,8 +1,9 @@
 """Training data from your corpus: retrieval-grounded self-instruct (``generate_data``) and MoDS
 selection (``select_data``), then LoRA/QLoRA fine-tuning (``train``) and ``export``. Built on the base layer and ``retrieval/`` only; hands off through
 dataset folders that ``datasets.load_from_disk`` reads."""
+from finetune._export import export
 from finetune._generate import generate_data
 from finetune._select import select_data
 from finetune._train import TrainingError, train
 
-__all__ = ["TrainingError", "generate_data", "select_data", "train"]
+__all__ = ["TrainingError", "export", "generate_data", "select_data", "train"]

@@ -90,8 +90,48 @@ def _rating(value) -> float | None:
         return None
 
 
+ANSWER_FIRST = ("Write one question that the sentence below answers. The question must be answerable "
+                "from the sentence alone and must not copy it. Reply with the question only.")
+_QUESTION = re.compile(r"^[\s\"“*\d.)-]*(?:Question\s*\d*\s*[:.]\s*)?(?P<q>[A-Z][^?\n]{10,200}\?)", re.M)
+
+
+def answer_first_prompt(chunk, sentence: str) -> list[dict]:
+    """The easy task a small model can do: a question for one given sentence of the passage."""
+    return [{"role": "system", "content": SYSTEM},
+            {"role": "user", "content": f"Passage from {chunk.title}:\n{sentence}\n\n{ANSWER_FIRST}"}]
+
+
+def parse_question(text: str, sentence: str) -> str:
+    """The first question of a reply, unless it copies the sentence (then it teaches nothing)."""
+    m = _QUESTION.search(text)
+    if not m:
+        return ""
+    q = m["q"].strip()
+    copied = set(re.findall(r"\w+", q.lower())) <= set(re.findall(r"\w+", sentence.lower())) | {
+        "what", "which", "how", "why", "who", "when", "where", "does", "do", "is", "are", "the", "a"}
+    return "" if copied and len(q.split()) > 6 else q
+
+
+def _kind_of(question: str, sentence: str, kinds: list[str]) -> str:
+    if re.match(r"(is|are|does|do|can|was|were|has|have|did|will|should)\b", question, re.I):
+        kind = "judgmental"
+    elif re.match(r"what (is|are) ", question, re.I):
+        kind = "definition"
+    elif re.search(r"\bhow (many|much)\b", question, re.I) or re.search(r"\d", sentence) and "number" in question.lower():
+        kind = "numeric"
+    else:
+        kind = "factual"
+    return kind if kind in kinds or kind == "judgmental" else ""
+
+
 class ModelTeacher:
-    """Wraps a ``Generator``; ``propose`` returns None when no reply could be parsed."""
+    """Wraps a ``Generator``; ``propose`` returns None when no reply could be parsed.
+
+    The self-instruct prompt (JSON lines, every kind at once) is asked first. A small model that
+    cannot answer it in a parseable way (SmolLM2-135M: 0 usable replies on real papers) is then
+    asked the answer-first task instead: one question for each of a few quotable sentences of the
+    chunk, so the quote is verbatim by construction and only the question is the model's.
+    """
 
     needs_background = True
 
@@ -105,4 +145,17 @@ class ModelTeacher:
             reply = "".join(self.generator.generate(chat, max_new_tokens=self.max_new_tokens))
             if found := parse_reply(reply, kinds, prompt_text(chunk.text)):
                 return found
-        return None
+        return self.answer_first(chunk, kinds) or None
+
+    def answer_first(self, chunk, kinds: list[str], sentences: int = 2) -> list[Candidate]:
+        from finetune._teacher import usable_sentences
+
+        out = []
+        for sentence in usable_sentences(chunk.text)[:sentences]:
+            reply = "".join(self.generator.generate(answer_first_prompt(chunk, sentence), max_new_tokens=48))
+            question = parse_question(reply, sentence)
+            kind = _kind_of(question, sentence, kinds) if question else ""
+            # a model's yes/no question may be asked the negative way: its answer is unknown, skip it
+            if kind and kind != "judgmental":
+                out.append(Candidate(kind, question, "", sentence))
+        return out

@@ -328,6 +328,8 @@ def train(data, base: str, out, config: Config | None = None, resume: bool = Fal
     metrics = _metrics(trainer, result, tc, base, data, checked, trainable, total, callbacks[0].smoke,
                        time.perf_counter() - started)
     if trainer.is_world_process_zero():
+        if hasattr(trainer.model, "peft_config"):  # the name the user gave, not the converted cache folder
+            trainer.model.peft_config["default"].base_model_name_or_path = base
         _write_run(trainer, tokenizer, out, metrics, config, command)
     return metrics
 

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -412,3 +413,51 @@ def select_cmd(data: Path = typer.Option(..., "--data", "-d", help="A gen-data f
     for problem in stats["problems"][:20]:
         err.print(Text(f"skipped {problem}", style="yellow"), soft_wrap=True)
     say(f"{stats['splits']['train']['records']} train records → {out_dir}")
+
+
+@app.command("train")
+@friendly
+def train_cmd(data: Path = typer.Option(..., "--data", "-d", help="A gen-data/select folder or a .jsonl of chats."),
+              base: Optional[str] = typer.Option(None, "--base", help="Model to tune: HF id, local folder or .gguf "
+                                                 "(default: the answer model)."),
+              out_dir: Path = typer.Option(..., "--out", "-o", help="Run folder, e.g. runs/papers."),
+              method: Optional[str] = typer.Option(None, "--method", help="lora (default), qlora or full."),
+              max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after N steps (default: 1 epoch)."),
+              batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Examples per step (default 4)."),
+              max_length: Optional[int] = typer.Option(None, "--max-length", help="Tokens per example (default 1024)."),
+              resume: bool = typer.Option(False, "--resume", help="Continue from the run's last checkpoint."),
+              precision: Optional[str] = PrecisionOpt, quiet: bool = typer.Option(False, "--quiet", "-q"),
+              config: Optional[Path] = ConfigOpt):
+    """Fine-tune the answer model on your data (LoRA by default); the run folder is an adapter.
+
+    Example: ragqa train --data data/papers --out runs/papers --max-steps 200
+    Several GPUs: accelerate launch -m ragqa train ... (see configs/accelerate/).
+    """
+    from finetune import train
+    from ragqa.config import load_config
+
+    cfg = load_config(config, train={"method": method, "max_steps": max_steps, "batch_size": batch_size,
+                                     "max_length": max_length}, generator={"precision": precision})
+    m = train(data, base or cfg.generator.model, out_dir, cfg, resume=resume, progress=not quiet,
+              command="ragqa train " + " ".join(sys.argv[2:]))
+    out.print(f"{m['steps']} steps, loss {m['first_loss']} → {m['last_loss']} (validation {m['eval_loss']}), "
+              f"{m['tokens_per_s']} tokens/s, peak {m['peak_rss_mb']} MB → {out_dir} "
+              f"(use: ragqa ask \"…\" --adapter {out_dir})", highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command("export")
+@friendly
+def export_cmd(run: Path = typer.Option(..., "--run", help="A `ragqa train` run folder."),
+               out_dir: Path = typer.Option(..., "--out", "-o", help="Where to write, e.g. models/papers."),
+               merge: bool = typer.Option(False, "--merge", help="Fold the adapter into the base weights."),
+               quantize: Optional[str] = typer.Option(None, "--quantize", help="nf4 or int8 (bitsandbytes), with --merge.")):
+    """Export a run: the adapter alone (ragqa ask --adapter) or merged weights (ragqa ask --model).
+
+    Example: ragqa export --run runs/papers --out models/papers --merge
+    """
+    from finetune import export
+
+    r = export(run, out_dir, merge, quantize or "")
+    use = f"--model {r['out']}" if merge else f"--adapter {r['out']} --model {r['base']}"
+    out.print(f"{r['kind']} of {r['base']} ({r['mb']} MB) → {r['out']} (use: ragqa ask \"…\" {use})",
+              highlight=False, markup=False, soft_wrap=True)

@@ -58,14 +58,20 @@ def evaluate(qa_path, index: str, out: str | Path, config: Config, generator_fac
     factory = generator_factory or _default_factory
     meteor_skip = M.meteor_unavailable_reason()
     rows = []
+    loops = {}
     for arm in arms(config):
         generator = None if arm.model == COPY else factory(_generator_config(config, arm))
+        before = getattr(generator, "loop_stops", None)
         with tqdm(total=len(items), desc=arm.name, disable=not progress) as bar:
             for start in range(0, len(items), 32):
                 part = items[start:start + 32]
                 rows += _run_batch(part, arm, generator, retriever, config, embedder, meteor_skip, missing)
                 bar.update(len(part))
+        if before is not None:
+            loops[arm.name] = generator.loop_stops - before
     summary = summarize(rows, arms(config), config)
+    for name, stops in loops.items():  # replies the loop stop cut (None: the backend cannot tell)
+        summary["arms"][name]["loop_stops"] = stops
     summary.update(questions=len(items), problems=problems, missing_docs=missing, index=index,
                    qa=str(qa_path), skipped_metrics=_skipped(meteor_skip, items, rows))
     write_report(Path(out), rows, summary)
@@ -142,6 +148,11 @@ def _row(item: QAItem, arm: Arm, result, generator, config: Config, embedder, me
     retrieved = [s.chunk.path for s in result.sources if not s.term]
     row = {"arm": arm.name, "id": item.id, "question": item.question, "gold": item.answers, "doc": item.doc,
            "answer": result.text, "abstained": result.abstained, "retrieved": retrieved, "timings": result.timings}
+    if arm.retrieval and arm.model != COPY and not result.abstained:
+        own = result.text[len(result.lead):] if result.lead and result.text.startswith(result.lead) else result.text
+        shown = {s.n for s in result.sources}
+        row["cites_source"] = any(c.n in shown for c in result.citations)  # lead quote included
+        row["model_cites_source"] = any(int(n) in shown for n in re.findall(r"\[(\d+)\]", own))  # the model's own text
     row.update(score(item, result.text, embedder, meteor_skip is None))
     if arm.retrieval and item.doc:
         row.update(doc_hit=M.doc_hit(retrieved, item.doc, config.answer.k), mrr=M.reciprocal_rank(retrieved, item.doc))
@@ -201,6 +212,11 @@ def summarize(rows: list[dict], arm_list: list[Arm], config: Config) -> dict:
         stats["abstention"] = {"answered_rate": len(answered) / max(1, len(mine)),
                                "precision": sum(r["correct"] for r in answered) / max(1, len(answered)),
                                "accuracy": sum(r["correct"] for r in mine) / max(1, len(mine))}
+        cited = [r["cites_source"] for r in answered if "cites_source" in r]
+        if cited:  # answers citing a source that exists: with the lead quote, and in the model's own words
+            stats["citations"] = {"cite_rate": sum(cited) / len(cited),
+                                  "model_cite_rate": sum(r["model_cites_source"] for r in answered
+                                                         if "cites_source" in r) / len(cited)}
         per_arm[arm.name] = stats
     return {"arms": per_arm, "comparisons": _comparisons(rows, arm_list, config),
             "config": {"eval": dataclasses.asdict(e), "k": config.answer.k, "model": config.generator.model}}

@@ -42,6 +42,8 @@ def test_grid_scores_compares_and_writes_a_report(setup, tmp_path, word_embedder
     assert on["f1"]["mean"] == pytest.approx(1.0) and off["f1"]["mean"] == pytest.approx(0.25)
     assert on["doc_hit"]["mean"] == pytest.approx(0.75) and "doc_hit" not in off  # t5.pdf is not indexed
     assert on["abstention"] == {"answered_rate": 1.0, "precision": 1.0, "accuracy": 1.0}
+    assert on["citations"] == {"cite_rate": 0.75, "model_cite_rate": 0.75} and "citations" not in off
+    assert "loop_stops" not in on  # this backend cannot tell; the transformers one counts them
     comp = summary["comparisons"][0]
     assert (comp["a"], comp["b"]) == ("base · retrieval on", "base · retrieval off")
     assert comp["correct"] == {"wins": 3, "losses": 0, "p": 0.25} and comp["f1"]["diff"] == pytest.approx(0.75)
@@ -51,6 +53,7 @@ def test_grid_scores_compares_and_writes_a_report(setup, tmp_path, word_embedder
     assert len(rows) == 8 and rows[0]["retrieved"][0].endswith("bert.md")
     report = (out / "report.md").read_text()
     assert "| base · retrieval on | 1.000 [1.000, 1.000]" in report and "McNemar" in report
+    assert "| base · retrieval on | 75% | 75% | – |" in report
     assert (out / "metrics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((out / "metrics.json").read_text())["questions"] == 4
 

@@ -137,12 +137,47 @@ def test_each_filter_is_triggered_and_counted(retriever, tmp_path):
 
 
 def test_unparseable_teacher_replies_are_retried_a_bounded_number_of_times(retriever, tmp_path):
-    gen = QueueGenerator("Sure! Here are some questions.", "{not json", '{"question": "no quote"}')
+    from finetune._teacher import usable_sentences
+
+    target = next(c for c in retriever.store.chunks if usable_sentences(c.text))
+    asked = min(2, len(usable_sentences(target.text)))
+    gen = QueueGenerator("Sure! Here are some questions.", "{not json", '{"question": "no quote"}',
+                         *["I am not sure."] * asked)
     teacher = ModelTeacher(gen, retries=2)
-    target = retriever.store.chunks[0]
     assert teacher.propose(target, Helper(retriever, AnswerConfig(), gen), ["factual"]) is None
-    assert len(gen.prompts) == 3 and not gen.replies  # three tries, then counted, never a crash
-    assert "Statement (from" in gen.prompts[0][1]["content"]
+    assert asked and len(gen.prompts) == 3 + asked and not gen.replies  # bounded tries, then counted, never a crash
+    assert "Statement (from" in gen.prompts[0][1]["content"] and "Write one question" in gen.prompts[-1][1]["content"]
+
+
+class QuestionWriter(QueueGenerator):
+    """A small model as measured: no JSON for the self-instruct prompt, but a question when given
+    one sentence (the answer-first fallback), built from that sentence's words."""
+
+    name = "test/small"
+
+    def generate(self, messages, max_new_tokens=None):
+        self.prompts.append(messages)
+        content = messages[1]["content"]
+        if content.startswith("Statement (from"):
+            yield "Here are the questions you asked for."
+            return
+        w = content.split("\n")[1].split()
+        yield f"Sure!\nQuestion: Which {w[2]} {w[3]} does {w[0]} have?\nIt says"
+
+
+def test_a_small_model_teacher_falls_back_to_answer_first_questions(retriever, tmp_path):
+    from ragqa.citations import normalize
+
+    gen = QuestionWriter()
+    stats = generate_data("ft", tmp_path / "s", cfg(n=4, abstain_share=0.0), retriever=retriever,
+                          teacher=ModelTeacher(gen, retries=0), progress=False)
+    records = [r for s in rows(tmp_path / "s").values() for r in s]
+    by_id = {c.id: c for c in retriever.store.chunks}
+    assert len(records) == 4 and stats["funnel"]["unparseable"] == 0
+    for r in records:
+        w = r["quote"].split()
+        assert r["teacher"] == "test/small" and r["question"] == f"Which {w[2]} {w[3]} does {w[0]} have?"  # of its quote
+        assert normalize(r["quote"]) in normalize(by_id[r["oracle_id"]].text)
 
 
 class EchoModel(QueueGenerator):
@@ -318,3 +353,16 @@ def test_question_answer_lines_are_parsed_when_the_answer_is_in_the_statement():
     assert [(c.kind, c.question, c.quote) for c in cands] == [
         ("numeric", "How many layers does the BERT base model use?", "The BERT base model uses 12 layers in every stage.")]
     assert parse_reply('{"kind": "factual", "question": "Q?", "answer": "a", "quote": "x"}', ["factual"])[0].rating is None
+
+
+def test_answer_first_questions_that_copy_the_sentence_or_ask_yes_no_are_not_used():
+    from finetune._model_teacher import _kind_of, parse_question
+
+    sentence = "The BERT base model uses 12 layers of transformer blocks."
+    assert parse_question("Question: The BERT base model uses 12 layers of transformer blocks?", sentence) == ""  # a copy
+    assert parse_question("1. How many layers does BERT base have?\nAnswer: 12", sentence) == \
+        "How many layers does BERT base have?"
+    assert parse_question("BERT base has twelve layers.", sentence) == ""  # no question at all
+    assert _kind_of("How many layers does BERT base have?", sentence, ["numeric", "factual"]) == "numeric"
+    assert _kind_of("Does BERT base use 12 layers?", sentence, ["factual"]) == "judgmental"  # then skipped
+    assert _kind_of("What is BERT base?", sentence, ["factual"]) == ""  # a kind not asked for

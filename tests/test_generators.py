@@ -145,6 +145,7 @@ def test_loop_stop_cuts_a_repeating_answer_only():
     prompt = [9, 9, 9]
     assert not stop(torch.tensor([prompt + [1, 2, 3, 4, 5, 6, 7, 8]]), None).item()
     assert stop(torch.tensor([prompt + [1, 2, 3, 4, 5, 1, 2, 3, 4]]), None).item()
+    assert stop.fired == {0}  # what the generator counts as a loop stop (reported by evaluation)
     # copying the prompt (quoting a source) is not a loop
     quote = _LoopStop(prompt_len=4, window=4)
     assert not quote(torch.tensor([[1, 2, 3, 4, 1, 2, 3, 4, 5, 6, 7, 8]]), None).item()

@@ -215,3 +215,63 @@ def test_stop_ids_include_the_chat_turn_end(tiny_base):
             eos_token_id = [7, tok.eos_token_id]
 
     assert stop_ids(tok, Model()) == {7, tok.eos_token_id}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_base, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-run")
+    data = write_jsonl(folder / "train.jsonl", [chat(i) for i in range(16)])
+    train(data, tiny_base, folder / "run", cfg(max_steps=6, learning_rate=3e-2), progress=False)
+    return folder / "run"
+
+
+def _logits(model, tokenizer):
+    import torch
+
+    ids = tokenizer("the box number 3 is", return_tensors="pt").input_ids
+    with torch.no_grad():
+        return model(input_ids=ids).logits
+
+
+def test_export_writes_the_adapter_or_merged_weights_that_answer_alike(tiny_base, tiny_run, tmp_path):
+    import torch
+
+    from finetune import export
+    from ragqa.generators import load_causal_lm
+
+    adapter = export(tiny_run, tmp_path / "adapter")
+    assert adapter["kind"] == "adapter" and adapter["base"] == tiny_base
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file() and (tmp_path / "adapter" / "README.md").is_file()
+    tuned, tok = load_causal_lm(GeneratorConfig(model=tiny_base, adapter=str(tmp_path / "adapter"), precision="fp32"))
+    merged = export(tiny_run, tmp_path / "merged", merge=True)
+    assert merged["kind"] == "merged model" and not (tmp_path / "merged.partial").exists()
+    alone, _ = load_causal_lm(GeneratorConfig(model=str(tmp_path / "merged"), precision="fp32"))
+    base, _ = load_causal_lm(GeneratorConfig(model=tiny_base, precision="fp32"))
+    assert torch.allclose(_logits(tuned, tok), _logits(alone, tok), atol=1e-4)  # the adapter, folded in
+    assert not torch.allclose(_logits(base, tok), _logits(alone, tok), atol=1e-3)  # and it changed the model
+
+
+def test_export_refuses_what_it_cannot_do(tiny_run, tmp_path):
+    from finetune import export
+
+    with pytest.raises(ConfigError, match="no adapter here"):
+        export(tmp_path, tmp_path / "x")
+    with pytest.raises(ConfigError, match="--quantize applies to merged weights — add --merge"):
+        export(tiny_run, tmp_path / "x", quantize="nf4")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="is not empty — pass another --out"):
+        export(tiny_run, tmp_path / "full")
+    assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+
+
+def test_export_quantized_to_nf4_loads_and_generates(tiny_run, tmp_path):
+    pytest.importorskip("bitsandbytes")
+    from finetune import export
+    from ragqa.generators import load_causal_lm
+
+    r = export(tiny_run, tmp_path / "nf4", merge=True, quantize="nf4")
+    config = json.loads((tmp_path / "nf4" / "config.json").read_text())
+    assert r["kind"] == "merged nf4 model" and config["quantization_config"]["bnb_4bit_quant_type"] == "nf4"
+    model, tok = load_causal_lm(GeneratorConfig(model=str(tmp_path / "nf4"), precision="fp32"))
+    assert _logits(model, tok).isfinite().all()

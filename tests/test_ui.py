@@ -150,3 +150,20 @@ def test_serve_binds_loopback_requires_auth_and_never_shares(backend, monkeypatc
         assert client.get(f"{base}/config").status_code == 200
     finally:
         app.close()
+
+
+def test_trained_and_exported_models_are_offered_and_loaded_as_what_they_are(tmp_path, ragqa_home, word_embedder):
+    for folder, files in {"runs/papers": ["adapter_config.json"], "models/papers-adapter": ["adapter_config.json"],
+                          "models/papers-merged": ["config.json", "README.md"], "models/cache": ["config.json"]}.items():
+        (ragqa_home / folder).mkdir(parents=True)
+        for name in files:
+            (ragqa_home / folder / name).write_text("{}")
+    seen = []
+    b = ChatBackend(Config(), embedder=word_embedder, generator_factory=seen.append)
+    choices = b.models()
+    assert choices[0] == "base model" and sorted(choices[1:]) == sorted(
+        str(ragqa_home / f) for f in ("runs/papers", "models/papers-adapter", "models/papers-merged"))
+    b.generator(str(ragqa_home / "runs/papers"))
+    b.generator(str(ragqa_home / "models/papers-merged"))
+    assert seen[0].adapter == str(ragqa_home / "runs/papers") and seen[0].model == Config().generator.model
+    assert seen[1].model == str(ragqa_home / "models/papers-merged") and seen[1].adapter == ""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 from typing import Iterator
 
 from ragqa.config import Config, GeneratorConfig, home, load_config
@@ -37,15 +38,19 @@ class ChatBackend:
         return list_indexes()
 
     def models(self) -> list[str]:
-        """The base model, then every adapter under $RAGQA_HOME/runs (from `ragqa train`)."""
-        found = [p.parent for pattern in ("*/adapter_config.json", "*/adapter/adapter_config.json")
-                 for p in (home() / "runs").glob(pattern)]
+        """The base model, then every adapter under $RAGQA_HOME/runs (from `ragqa train`) and every
+        adapter or merged model under $RAGQA_HOME/models (from `ragqa export`)."""
+        found = [p.parent for folder in ("runs", "models")
+                 for pattern in ("*/adapter_config.json", "*/adapter/adapter_config.json")
+                 for p in (home() / folder).glob(pattern)]
+        found += [p.parent for p in (home() / "models").glob("*/config.json") if (p.parent / "README.md").is_file()]
         return [BASE] + sorted(map(str, found))
 
     def generator(self, choice: str):
         cfg = self.config.generator
         if choice and choice != BASE:
-            cfg = GeneratorConfig(**{**vars(cfg), "adapter": choice})
+            merged = not (Path(choice) / "adapter_config.json").is_file()
+            cfg = GeneratorConfig(**{**vars(cfg), **({"model": choice, "adapter": ""} if merged else {"adapter": choice})})
         return self.generator_factory(cfg)
 
     def retriever(self, index: str):

@@ -55,6 +55,7 @@ class TransformersGenerator:
         lookup = c.prompt_lookup
         self.prompt_lookup = lookup if lookup >= 0 else (0 if self.precision == "fp32" and self.device == "cpu" else 10)
         self.name = c.model + (f" + {c.adapter}" if c.adapter else "")
+        self.loop_stops = 0  # replies cut because they looped (evaluation reports it per arm)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False).input_ids)
@@ -86,11 +87,12 @@ class TransformersGenerator:
         import torch
 
         enc = self.batch_ids(chats)
+        loop = _LoopStop(enc.input_ids.shape[1], decode=self.tokenizer.decode)
         with torch.inference_mode():
             out = self.model.generate(**enc, max_new_tokens=max_new_tokens or self.config.max_new_tokens,
                                       do_sample=False, temperature=None, top_p=None, top_k=None,
-                                      pad_token_id=self.tokenizer.pad_token_id,
-                                      stopping_criteria=[_LoopStop(enc.input_ids.shape[1], decode=self.tokenizer.decode)])
+                                      pad_token_id=self.tokenizer.pad_token_id, stopping_criteria=[loop])
+        self.loop_stops += len(loop.fired)
         return self.tokenizer.batch_decode(out[:, enc.input_ids.shape[1]:], skip_special_tokens=True)
 
     def loglik(self, messages: Messages, continuation: str) -> float:
@@ -122,8 +124,8 @@ class TransformersGenerator:
             # pass; bf16 decode on 2 cores went from 8.9 to 20.2 tokens/s (bench/answer.py)
             kwargs["prompt_lookup_num_tokens"] = self.prompt_lookup
         cancel = threading.Event()  # set when the reader stops reading: the model stops too
-        kwargs["stopping_criteria"] = [_LoopStop(ids.shape[1], decode=self.tokenizer.decode),
-                                       lambda input_ids, scores, **kw: cancel.is_set()]
+        loop = _LoopStop(ids.shape[1], decode=self.tokenizer.decode)
+        kwargs["stopping_criteria"] = [loop, lambda input_ids, scores, **kw: cancel.is_set()]
         failure: list[BaseException] = []
 
         def run():
@@ -141,6 +143,7 @@ class TransformersGenerator:
         finally:  # also when the reader closes the stream early
             cancel.set()
             thread.join()
+            self.loop_stops += len(loop.fired)
         if failure:
             raise GeneratorError(f"model {self.name}: generation failed ({failure[0]})") from failure[0]
 
@@ -156,11 +159,13 @@ class _LoopStop:
 
     def __init__(self, prompt_len: int, window: int = 16, decode=None, lines: int = 6):
         self.prompt_len, self.window, self.decode, self.lines = prompt_len, window, decode, lines
+        self.fired: set[int] = set()  # rows of the batch this stopped
 
     def __call__(self, input_ids, scores, **kwargs):
         import torch
 
         flags = [self._looped(row[self.prompt_len:].tolist()) for row in input_ids]
+        self.fired.update(i for i, f in enumerate(flags) if f)
         return torch.tensor(flags, dtype=torch.bool, device=input_ids.device)
 
     def _looped(self, out: list[int]) -> bool:

@@ -1,0 +1,27 @@
+"""`ragqa train` on the real offline answer model (SmolLM2-135M-Instruct): a few LoRA steps lower
+the loss, the adapter is saved, reloads through the answer path, and its replies stop."""
+import pytest
+
+from ragqa.config import Config, GeneratorConfig, TrainConfig
+from test_train import chat, write_jsonl
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_a_short_lora_run_on_smollm2_learns_and_its_adapter_answers(real_generator, tmp_path):
+    from finetune import train
+    from ragqa.generators import load_generator
+
+    base = real_generator.model.config._name_or_path  # the converted folder the session already made
+    data = write_jsonl(tmp_path / "train.jsonl", [chat(i) for i in range(12)])
+    config = Config(train=TrainConfig(max_steps=6, batch_size=4, learning_rate=1e-3, logging_steps=1,
+                                      smoke_steps=2, save_steps=3, warmup_ratio=0.0),
+                    generator=GeneratorConfig(precision="fp32"))
+    metrics = train(data, base, tmp_path / "run", config, progress=False)
+    assert metrics["smoke"]["stopped"]  # the pre-flight smoke generation ended with EOS
+    assert metrics["log"][-1]["loss"] < metrics["log"][0]["loss"] - 0.3
+    assert metrics["trainable_parameters"] < 0.05 * metrics["parameters"]
+    tuned = load_generator(GeneratorConfig(model=base, adapter=str(tmp_path / "run"), max_new_tokens=48,
+                                           precision="fp32"))
+    reply = "".join(tuned.generate(chat(20)[:-1]))
+    assert "box number 20" in reply and tuned.count_tokens(reply) < 48  # learned the quote, and stopped
