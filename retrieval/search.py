@@ -90,9 +90,9 @@ class Retriever:
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
     def lexical(self, query: str, n: int, rows: np.ndarray | None = None) -> list[tuple[int, float]]:
-        import bm25s
+        from retrieval.lexical import analyse
 
-        tokens = bm25s.tokenize([query], stopwords="en", return_ids=False, show_progress=False)[0]
+        tokens = analyse(query)
         if not tokens:
             return []
         scores = self._bm25_index().get_scores(tokens)
@@ -108,8 +108,9 @@ class Retriever:
         if self._bm25 is None:
             import bm25s
 
-            corpus = bm25s.tokenize([lexical_text(c) for c in self.store.chunks], stopwords="en",
-                                    show_progress=False)
+            from retrieval.lexical import analyse
+
+            corpus = [analyse(lexical_text(c)) or [""] for c in self.store.chunks]  # bm25s wants no empty doc
             self._bm25 = bm25s.BM25()
             self._bm25.index(corpus, show_progress=False)
         return self._bm25

@@ -88,3 +88,23 @@ def test_a_named_paper_ranks_first_when_the_words_favour_another(tmp_path, word_
     assert named.search(question, k=1)[0].chunk.path.endswith("llama.md")
     # a lowercase common word of a title is not a name
     assert named.named("what is the family of models?", plain.dense("family", 5)) == []
+
+
+def test_bm25_finds_a_chinese_passage_by_a_chinese_query_without_spaces(tmp_path, word_embedder):
+    from retrieval.lexical import analyse
+
+    docs = {"train.md": "# 分布式训练\n\n数据并行把同一个模型复制到每张显卡上，每张卡处理不同的数据批次，再同步梯度。",
+            "infer.md": "# 推理优化\n\n量化把模型权重从十六位浮点数压缩为四位整数，从而减少显存占用，推理也更快。",
+            "mixed.md": "# LoRA\n\nLoRA 冻结预训练权重，只训练插入每一层的低秩矩阵 (low-rank matrices)，参数少得多。",
+            "bert.md": "# BERT\n\nBERT is pre-trained with masked language modelling."}
+    for name, text in docs.items():
+        (tmp_path / name).write_text(text)
+    ingest([tmp_path], index="zh", embedder=word_embedder, progress=False)
+    r = Retriever(IndexStore.open("zh"), word_embedder, RetrievalConfig())
+    query = "怎样减少显存占用？"  # shares no whitespace-separated token with any passage
+    assert not set(query.split()) & {w for t in docs.values() for w in t.split()}
+    assert r.search(query, k=1, mode="bm25")[0].chunk.path.endswith("infer.md")
+    assert r.search("数据并行是什么", k=1, mode="bm25")[0].chunk.path.endswith("train.md")
+    assert r.search("LoRA 训练什么矩阵", k=1, mode="bm25")[0].chunk.path.endswith("mixed.md")  # mixed scripts
+    assert r.search("masked language modelling", k=1, mode="bm25")[0].chunk.path.endswith("bert.md")
+    assert analyse("LoRA 冻结权重") == ["lora", "冻结", "结权", "权重"] and analyse("的") == ["的"]

@@ -1,0 +1,46 @@
+"""What BM25 counts as a term: English words, and for Chinese/Japanese/Korean text (no spaces
+between words) overlapping character bigrams, chosen per run of script, so mixed documents and
+queries work.
+
+English text is analysed exactly as ``bm25s.tokenize(stopwords="en")`` did before (lowercase words
+of two or more characters, English stopwords dropped). A CJK run becomes its character bigrams
+("深度学习" → 深度 度学 学习), the analyser of Lucene's CJKAnalyzer: it needs no dictionary, and a
+query shares bigrams with the passage that answers it whatever segmentation a dictionary would pick.
+"""
+from __future__ import annotations
+
+import re
+
+ANALYSER = "words+cjk-bigrams/1"  # recorded in the index manifest beside the embedder
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_RUNS = re.compile(f"([{_CJK}]+)")
+_WORD = re.compile(r"(?u)\b\w\w+\b")
+
+
+def _stopwords() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return frozenset(STOPWORDS_EN)
+
+
+_STOP = None
+
+
+def analyse(text: str) -> list[str]:
+    """The BM25 terms of ``text``, in order."""
+    global _STOP
+    if _STOP is None:
+        _STOP = _stopwords()
+    terms: list[str] = []
+    for i, piece in enumerate(_RUNS.split(text)):
+        if i % 2:  # a CJK run (split keeps the captured runs at odd positions)
+            terms += [piece] if len(piece) == 1 else [piece[j:j + 2] for j in range(len(piece) - 1)]
+        elif piece:
+            terms += [w for w in _WORD.findall(piece.lower()) if w not in _STOP]
+    return terms
+
+
+def cjk_share(text: str) -> float:
+    """Share of the letters of ``text`` that are CJK characters."""
+    letters = [c for c in text if c.isalpha()]
+    return sum(bool(_RUNS.match(c)) for c in letters) / max(1, len(letters))
