@@ -123,8 +123,7 @@ def prepare(question: str, generator, retriever=None, config: AnswerConfig | Non
         result.query = retrieval_query(question, history, config.history_turns)
         hits = retriever.search(result.query, k=k or config.k, doc=doc)
         result.sources = fit_sources(hits, generator, config.context_tokens)
-        best = max((h.dense for h in hits if h.dense is not None), default=-1.0)
-        if best < (config.abstain_below_scoped if doc else config.abstain_below):
+        if _nothing_relevant(hits, config, doc):
             result.timings["retrieval_ms"] = round(1000 * (time.perf_counter() - started), 1)
             _abstain(result)
             return result, None
@@ -185,6 +184,15 @@ def answer_batch(questions: list[str], generator, retriever=None, batch_size: in
             result.timings.update(tokens=generator.count_tokens(result.text) if result.text else 0,
                                   total_s=round(share, 3), batched=len(part))
     return [finish(r) for r, _ in prepared]
+
+
+def _nothing_relevant(hits, config: AnswerConfig, doc: str | None) -> bool:
+    """Abstain when the best cosine is below the threshold; a query the embedder cannot read (no
+    cosine: search used BM25 alone) abstains only when no passage shares a term with it."""
+    cosines = [h.dense for h in hits if h.dense is not None]
+    if not cosines:
+        return not any(h.bm25 for h in hits)
+    return max(cosines) < (config.abstain_below_scoped if doc else config.abstain_below)
 
 
 def _abstain(result: Answer) -> None:

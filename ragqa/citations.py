@@ -12,11 +12,11 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from ragqa.text import STOPWORDS
+from ragqa.text import CJK_RUN, STOPWORDS, cjk_bigrams
 from ragqa.text import split_sentences as sentences
 
 _MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
-_QUOTE = re.compile(r"[\"“”]([^\"“”]{12,400}?)[\"“”]")
+_QUOTE = re.compile(r"[\"“”「」『』]([^\"“”「」『』]{5,400}?)[\"“”「」『』]")
 _WORD = re.compile(r"[a-z0-9]+")
 SUPPORT_OVERLAP = 0.5  # content words of a citing sentence found in the passage, for "supported"
 EVIDENCE_OVERLAP = 0.6  # least overlap for an evidence sentence to be shown (0.5 let fabrications through)
@@ -46,13 +46,16 @@ class Evidence:
 def normalize(text: str) -> str:
     """Compare text as a reader would: ligatures unfolded, quotes/dashes unified, spaces collapsed."""
     text = unicodedata.normalize("NFKC", text)
-    text = text.translate(str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-"}))
+    text = text.translate(str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "「": '"', "」": '"', "『": '"',
+                                         "』": '"', "–": "-", "—": "-"}))
     text = re.sub(r"(\w)-\s+(\w)", r"\1\2", text)  # a word hyphenated across a line break
     return " ".join(text.split())
 
 
 def content_words(text: str) -> set[str]:
-    return {_stem(w) for w in _WORD.findall(normalize(text).lower()) if w not in STOPWORDS and len(w) > 1}
+    text = normalize(text).lower()
+    words = {_stem(w) for w in _WORD.findall(text) if w not in STOPWORDS and len(w) > 1}
+    return words | {b for run in CJK_RUN.findall(text) for b in cjk_bigrams(run)}  # Chinese has no spaces
 
 
 def _stem(word: str) -> str:
@@ -75,11 +78,17 @@ def check_citations(answer: str, sources: dict[int, str]) -> list[Citation]:
         for marker in _MARKER.finditer(sentence):
             # a marker vouches for the quotes written since the previous marker:
             # 'BERT uses "X" [1] while LoRA "Y" [2]' checks X against [1] and Y against [2]
-            quotes = [q.strip() for q in _QUOTE.findall(sentence[start:marker.start()])]
+            quotes = [q.strip() for q in _QUOTE.findall(sentence[start:marker.start()]) if _quote_like(q)]
             start = marker.end()
             for n in (int(x) for x in re.split(r"[,;]", marker.group(1))):
                 out.append(_check(n, sentence, quotes, normalized, words))
     return out
+
+
+def _quote_like(text: str) -> bool:
+    """Long enough to be a quotation rather than a quoted word: 12 characters, or 5 in Chinese,
+    where each character carries about a word."""
+    return len(text.strip()) >= 12 or len("".join(CJK_RUN.findall(text))) >= 5
 
 
 def _check(n: int, sentence: str, quotes: list[str], normalized: dict, words: dict) -> Citation:

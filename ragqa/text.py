@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import re
 
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])|\n\s*")  # line breaks end headings too
+# after . ! ? and a space before a capital; after Chinese 。！？ (closing quote kept) with or without a
+# space; and at line breaks, which end headings too
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])|(?<=[。！？])(?![”’」』)）])\s*|(?<=[。！？][”’」』)）])\s*|\n\s*")
+CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"  # kana, CJK ideographs, hangul
+CJK_RUN = re.compile(f"([{CJK}]+)")
 STOPWORDS = frozenset("""a about above after again all also am an and any are as at be because been before
 being below between both but by can could did do does doing down during each few for from further had
 has have having he her here hers him his how i if in into is it its itself just me more most my no nor
@@ -11,6 +15,12 @@ not of off on once only or other our out over own same she should so some such t
 then there these they this those through to too under until up very was we were what when where which
 while who whom why will with would you your explain describe define mean means meaning compare
 difference differences between use used using paper papers work works does role purpose main""".split())
+
+
+def cjk_bigrams(run: str) -> list[str]:
+    """Overlapping character bigrams of a run of CJK characters ("深度学习" → 深度 度学 学习): terms for
+    text written without spaces, needing no dictionary (Lucene's CJKAnalyzer does the same)."""
+    return [run] if len(run) == 1 else [run[i:i + 2] for i in range(len(run) - 1)]
 
 
 def split_sentences(text: str) -> list[str]:

@@ -90,6 +90,13 @@ class SentenceTransformerEmbedder:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts))]
 
+    def unknown_share(self, text: str) -> float:
+        """Share of ``text``'s tokens the model has no embedding for (its unknown token): about 0.65
+        for CMRC2018's Chinese questions under all-MiniLM-L6-v2, 0 for English ones."""
+        unk = self.model.tokenizer.unk_token_id
+        ids = self._tokenizer.encode(text, add_special_tokens=False).ids
+        return sum(i == unk for i in ids) / len(ids) if ids and unk is not None else 0.0
+
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         """Character span of each token of ``text`` (no special tokens), for exact chunking."""
         return list(self._tokenizer.encode(text, add_special_tokens=False).offsets)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 
-ANALYSER = "words+cjk-bigrams/1"  # recorded in the index manifest beside the embedder
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
-_RUNS = re.compile(f"([{_CJK}]+)")
+from ragqa.text import CJK_RUN, cjk_bigrams
+
+ANALYSER = "words+cjk-bigrams/1"
+_RUNS = CJK_RUN
 _WORD = re.compile(r"(?u)\b\w\w+\b")
 
 
@@ -34,7 +35,7 @@ def analyse(text: str) -> list[str]:
     terms: list[str] = []
     for i, piece in enumerate(_RUNS.split(text)):
         if i % 2:  # a CJK run (split keeps the captured runs at odd positions)
-            terms += [piece] if len(piece) == 1 else [piece[j:j + 2] for j in range(len(piece) - 1)]
+            terms += cjk_bigrams(piece)
         elif piece:
             terms += [w for w in _WORD.findall(piece.lower()) if w not in _STOP]
     return terms

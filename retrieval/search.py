@@ -49,6 +49,8 @@ class Retriever:
             return []
         rows = self.store.doc_rows(self.store.find_doc(doc)) if doc else None
         n = max(k, self.config.candidates)
+        if mode == "hybrid" and not self.reads(query):
+            mode = "bm25"  # the embedder sees mostly unknown tokens: its ranking would be noise
         dense = self.dense(query, n, rows) if mode in ("dense", "hybrid") else []
         lexical = self.lexical(query, n, rows) if mode in ("bm25", "hybrid") else []
         if mode == "dense":
@@ -57,6 +59,12 @@ class Retriever:
             return [Hit(self.store.chunks[r], s, bm25=s) for r, s in lexical[:k]]
         named = self.named(query, dense) if self.config.title_boost and rows is None else []
         return self._fuse(dense, lexical, k, named)
+
+    def reads(self, query: str) -> bool:
+        """Whether the embedder represents ``query`` (few unknown tokens); embedders that cannot tell
+        are trusted."""
+        share = getattr(self.embedder, "unknown_share", None)
+        return share is None or share(query) <= self.config.max_unknown_share
 
     def named(self, query: str, dense: list[tuple[int, float]]) -> list[tuple[int, float]]:
         """The dense candidates from documents whose title or file name the query names ("How does

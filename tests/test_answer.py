@@ -262,3 +262,14 @@ def test_shape_keeps_a_list_of_short_items_whole():
     assert shape(raw, "Which file types?", plain_answer_config(max_sentences=2)) == (
         "The file types are: 1. PDF files (.pdf) 2. Markdown (.md) 3. HTML (.html) 4. Text (.txt). "
         "That is all of them for now.")
+
+
+def test_a_query_the_embedder_cannot_read_abstains_only_without_any_shared_term():
+    from ragqa.answer import _nothing_relevant
+    from retrieval.search import Hit
+
+    config = AnswerConfig()
+    assert not _nothing_relevant([Hit(None, 0.03, dense=None, bm25=4.2)], config, None)  # BM25 found it
+    assert _nothing_relevant([], config, None) and _nothing_relevant([Hit(None, 0.0, dense=None, bm25=None)], config, None)
+    assert _nothing_relevant([Hit(None, 0.03, dense=0.1, bm25=4.2)], config, None)  # a cosine decides when there is one
+    assert not _nothing_relevant([Hit(None, 0.03, dense=0.2, bm25=None)], config, "paper.pdf")  # scoped threshold

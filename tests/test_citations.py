@@ -78,3 +78,18 @@ def test_a_marker_after_two_quotes_needs_both_in_its_source():
     answer = 'It reads "masked language modelling" and "freezes the pretrained weights" [1].'
     cite = check_citations(answer, SOURCES)[0]
     assert (cite.status, cite.quote, cite.found_in) == ("quote not found", "freezes the pretrained weights", 2)
+
+
+def test_chinese_quotes_are_verified_and_sentences_split_at_chinese_punctuation():
+    from ragqa.citations import content_words
+    from ragqa.text import split_sentences
+
+    source = {1: "量化把模型权重从十六位浮点数压缩为四位整数。这样显存占用减少了四分之三！推理更快吗？是的。"}
+    assert split_sentences(source[1]) == ["量化把模型权重从十六位浮点数压缩为四位整数。", "这样显存占用减少了四分之三！",
+                                          "推理更快吗？", "是的。"]
+    assert split_sentences("他说：“好的。”然后离开。") == ["他说：“好的。”", "然后离开。"]  # the closing quote stays
+    ok = check_citations("量化的作用：“模型权重从十六位浮点数压缩为四位整数”[1]", source)
+    assert [c.status for c in ok] == ["verified quote"]
+    made_up = check_citations("「权重压缩为两位整数」[1]", source)
+    assert [c.status for c in made_up] == ["quote not found"]
+    assert {"显存", "存占", "占用"} <= content_words("显存占用 GPU")  and "gpu" in content_words("显存占用 GPU")

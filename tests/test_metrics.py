@@ -69,3 +69,12 @@ def test_cmrc2018_squad_layout(tmp_path):
     path.write_text(json.dumps(data, ensure_ascii=False))
     items, problems = load_qa(path)
     assert problems == [] and [(i.id, i.answers, i.lang) for i in items] == [("c1", ["北京"], "zh")]
+
+
+def test_cmrc2018_jsonl_of_the_eval_corpus_names_the_passage_and_pools_it(tmp_path):
+    path = tmp_path / "cmrc_qa.jsonl"
+    path.write_text('{"id": "T_1_Q0", "passage_id": "TRIAL_1", "title": "泡泡战士", "question": "生命数耗完即算为什么？", '
+                    '"answers": ["踢爆"]}\n{"id": "T_1_Q1", "passage_id": "TRIAL_1"}\n', encoding="utf-8")
+    items, problems = load_qa(path)
+    assert [(i.doc, i.scoped, i.lang, i.answers) for i in items] == [("TRIAL_1", False, "zh", ["踢爆"])]
+    assert problems == [f"{path}:2: skipped (KeyError: 'question')"]  # reported by line number

@@ -108,3 +108,32 @@ def test_bm25_finds_a_chinese_passage_by_a_chinese_query_without_spaces(tmp_path
     assert r.search("LoRA 训练什么矩阵", k=1, mode="bm25")[0].chunk.path.endswith("mixed.md")  # mixed scripts
     assert r.search("masked language modelling", k=1, mode="bm25")[0].chunk.path.endswith("bert.md")
     assert analyse("LoRA 冻结权重") == ["lora", "冻结", "结权", "权重"] and analyse("的") == ["的"]
+
+
+class UnknownCJK:
+    """A word-overlap embedder that, like MiniLM, has no tokens for most Chinese characters."""
+
+    id, dim, max_tokens = "test/word-overlap", 512, 64
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def unknown_share(self, text):
+        import re
+
+        chars = re.findall(r"\S", text)
+        return sum("\u4e00" <= c <= "\u9fff" for c in chars) / max(1, len(chars))
+
+
+def test_hybrid_search_drops_the_dense_ranking_for_a_query_the_embedder_cannot_read(tmp_path, word_embedder):
+    (tmp_path / "infer.md").write_text("# 推理优化\n\n量化把模型权重从十六位浮点数压缩为四位整数，从而减少显存占用，推理也更快。")
+    (tmp_path / "bert.md").write_text("# BERT\n\nBERT is pre-trained with masked language modelling and more.")
+    ingest([tmp_path], index="u", embedder=word_embedder, progress=False)
+    r = Retriever(IndexStore.open("u"), UnknownCJK(word_embedder), RetrievalConfig())
+    zh = r.search("怎样减少显存占用？", k=2)
+    assert zh[0].chunk.path.endswith("infer.md") and all(h.dense is None for h in zh)  # BM25 alone
+    en = r.search("masked language modelling", k=2)
+    assert en[0].chunk.path.endswith("bert.md") and en[0].dense is not None  # English still fused
