@@ -12,7 +12,7 @@ import re
 from ragqa.citations import check_citations, normalize
 import numpy as np
 
-from retrieval.context import ABSTAIN, Source, fit_sources, focus_sources, prompt_text
+from retrieval.context import Source, abstain_text, fit_sources, focus_sources, prompt_text
 from retrieval.search import Hit
 from retrieval.terms import background, find_terms
 from finetune._records import Record, shown_sources
@@ -103,7 +103,7 @@ def assemble(cand, oracle, helper: Helper, config, rng, abstain: bool, teacher: 
         for o in oracles:  # early enough to survive the budget cut, at a random rank as retrieval would put it
             passages.insert(rng.randint(0, min(2, len(passages))), o)
     sources = context(cand.question, passages, helper, {c.id for c in oracles} if abstain else set())
-    answer = ABSTAIN if abstain else compose(cand, oracles, sources)
+    answer = abstain_text(cand.question) if abstain else compose(cand, oracles, sources)
     if abstain and any(normalize(cand.quote) in normalize(s.text) for s in sources):
         return None, "oracle_leak"
     record = Record(cand.question, answer, cand.kind, teacher, oracle.doc_id, oracle.path, oracle.title, oracle.id,

@@ -176,7 +176,24 @@ def _parse_all(paths, store, config, embedder, report, progress) -> list[_Parsed
         except SkippedFile as exc:
             report.skipped.append(exc)
     _add_seconds(report, read=t_read, chunk=t_chunk)
+    _warn_unreadable(parsed, embedder, report)
     return parsed
+
+
+def _warn_unreadable(parsed: list, embedder, report, limit: float = 0.3) -> None:
+    """One warning for the documents mostly written in a script the embedder has no tokens for
+    (Chinese under all-MiniLM-L6-v2): BM25 still finds them, dense search cannot."""
+    share = getattr(embedder, "unknown_share", None)
+    if share is None:
+        return
+    unread = [p.path for p in parsed if p.pages and share("\n".join(p.pages)[:2000]) > limit]
+    if unread:
+        names = ", ".join(Path(u).name for u in unread[:3]) + (f" and {len(unread) - 3} more" if len(unread) > 3 else "")
+        report.warnings.append(PartlyIngested(
+            f"{len(unread)} document(s) ({names})", f"mostly unknown to the embedder {embedder.id}: "
+            "keyword (BM25) search finds them, meaning-based search cannot",
+            "for Chinese or other scripts set [embedder] model to a multilingual sentence-transformers model "
+            "(e.g. paraphrase-multilingual-MiniLM-L12-v2) and ingest into a new index"))
 
 
 def _read(path: Path, config: Config):

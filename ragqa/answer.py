@@ -15,7 +15,7 @@ from ragqa.citations import Citation, Evidence, check_citations, find_evidence
 from ragqa.config import AnswerConfig
 from ragqa.errors import RagqaError
 from ragqa.generators import BatchGenerator
-from retrieval.context import (ABSTAIN, Source, best_sentences, build_messages, fit_sources, focus_sources,
+from retrieval.context import (ABSTAIN, Source, abstain_text, best_sentences, build_messages, fit_sources, focus_sources,
                                is_yes_no)
 
 # a sentence ends at . ! ? before a capital or digit, but not after a list number ("1.", "12.")
@@ -198,7 +198,8 @@ def _nothing_relevant(hits, config: AnswerConfig, doc: str | None) -> bool:
 def _abstain(result: Answer) -> None:
     result.abstained = True
     closest = "; ".join(f"[{s.n}] {s.label}" for s in result.sources[:3])
-    result.text = ABSTAIN + (f" Closest sources: {closest}." if closest else " The index holds no passages.")
+    result.text = abstain_text(result.question) + (f" Closest sources: {closest}." if closest
+                                                   else " The index holds no passages.")
 
 
 def _add_background(result: Answer, retriever, generator, config: AnswerConfig, doc: str | None = None) -> None:

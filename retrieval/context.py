@@ -19,6 +19,21 @@ from ragqa.text import split_sentences
 SYSTEM_RAG = "Answer using only the sources, in one or two short sentences. Cite sources as [1], [2]."
 SYSTEM_BARE = "You answer questions about research papers and technical topics accurately and concisely."
 ABSTAIN = "I could not find this in the indexed documents."
+ABSTAIN_ZH = "在已索引的文档中没有找到答案。"
+IN_CHINESE = " Answer in Chinese."  # added to the instruction for a question written in Chinese
+
+
+def is_chinese(text: str) -> bool:
+    """Mostly CJK ideographs among its letters (a Chinese question, even with English terms in it)."""
+    from ragqa.text import CJK_RUN
+
+    letters = [c for c in text if c.isalpha()]
+    return bool(letters) and len("".join(CJK_RUN.findall(text))) >= 0.3 * len(letters)
+
+
+def abstain_text(question: str) -> str:
+    """The abstention sentence, in the question's language."""
+    return ABSTAIN_ZH if is_chinese(question) else ABSTAIN
 _HEADING = re.compile(r"^#{1,6}\s+[^\n]*\n?", re.MULTILINE)
 
 
@@ -90,7 +105,8 @@ def build_messages(question: str, sources: list[Source], history: list[tuple[str
     """
     if yes_no_hint and is_yes_no(question):
         question += " Answer Yes or No first."
-    messages = [{"role": "system", "content": system or (SYSTEM_RAG if use_retrieval else SYSTEM_BARE)}]
+    instruction = system or (SYSTEM_RAG if use_retrieval else SYSTEM_BARE)
+    messages = [{"role": "system", "content": instruction + (IN_CHINESE if is_chinese(question) else "")}]
     for q, a in history[-turns:] if turns > 0 else []:
         messages += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
     if not use_retrieval:

@@ -273,3 +273,13 @@ def test_a_query_the_embedder_cannot_read_abstains_only_without_any_shared_term(
     assert _nothing_relevant([], config, None) and _nothing_relevant([Hit(None, 0.0, dense=None, bm25=None)], config, None)
     assert _nothing_relevant([Hit(None, 0.03, dense=0.1, bm25=4.2)], config, None)  # a cosine decides when there is one
     assert not _nothing_relevant([Hit(None, 0.03, dense=0.2, bm25=None)], config, "paper.pdf")  # scoped threshold
+
+
+def test_a_chinese_question_is_answered_and_refused_in_chinese():
+    from retrieval.context import ABSTAIN_ZH, abstain_text, build_messages, is_chinese
+
+    assert is_chinese("LoRA 如何减少需要训练的参数？") and not is_chinese("What is LoRA (低秩适配)?")
+    zh = build_messages("量化有什么作用？", [], [], 0, use_retrieval=True)
+    en = build_messages("What does quantization do?", [], [], 0, use_retrieval=True)
+    assert zh[0]["content"].endswith("Answer in Chinese.") and "Chinese" not in en[0]["content"]
+    assert abstain_text("量化有什么作用？") == ABSTAIN_ZH and abstain_text("What?") == ABSTAIN

@@ -137,3 +137,13 @@ def test_hybrid_search_drops_the_dense_ranking_for_a_query_the_embedder_cannot_r
     assert zh[0].chunk.path.endswith("infer.md") and all(h.dense is None for h in zh)  # BM25 alone
     en = r.search("masked language modelling", k=2)
     assert en[0].chunk.path.endswith("bert.md") and en[0].dense is not None  # English still fused
+
+
+def test_ingest_warns_once_about_documents_the_embedder_cannot_read(tmp_path, word_embedder):
+    for i in range(4):
+        (tmp_path / f"zh{i}.md").write_text(f"# 笔记{i}\n\n量化把模型权重从十六位浮点数压缩为四位整数，从而减少显存占用，推理也更快。第{i}篇。")
+    (tmp_path / "en.md").write_text("# BERT\n\nBERT is pre-trained with masked language modelling and more.")
+    report = ingest([tmp_path], index="w", embedder=UnknownCJK(word_embedder), progress=False)
+    assert len(report.added) == 5 and len(report.warnings) == 1  # ingested all the same, one line
+    line = str(report.warnings[0])
+    assert line.startswith("4 document(s) (zh0.md, zh1.md, zh2.md and 1 more)") and "multilingual" in line
