@@ -30,7 +30,7 @@ class IngestReport:
     chunks_added: int = 0
     chunks_removed: int = 0
     chunks_total: int = 0
-    embedded: int = 0  # embeddings computed in this run
+    embedded: int = 0  # embeddings computed in this run (chunks whose text the index holds reuse theirs)
     truncated: int = 0  # chunks longer than the embedder's window (should stay 0)
     seconds: dict = field(default_factory=dict)  # read, chunk, embed, write
 
@@ -241,7 +241,7 @@ def _update(store: IndexStore, plan: _Plan, step: list, pending: set[str], parse
     drop = {d for d in plan.drop if d in store.manifest.docs and not any(v["doc_id"] == d for v in files.values())}
     texts = [embed_text(c.title, c.section, c.text) for p in parsed for c in p.chunks]
     t = time.perf_counter()
-    vectors = _embed(embedder, texts, progress)
+    vectors, computed = _vectors(store, embedder, texts, progress)
     _add_seconds(report, embed=time.perf_counter() - t)
     add, row = [], 0
     for p in parsed:
@@ -249,7 +249,7 @@ def _update(store: IndexStore, plan: _Plan, step: list, pending: set[str], parse
         add.append((p.record, p.chunks, vectors[row:row + n], p.pages))
         row += n
     report.added = sorted(set(report.added) | ok_paths)
-    report.embedded += len(texts)
+    report.embedded += computed
     report.chunks_added += len(texts)
     report.chunks_removed += sum(len(store.manifest.docs[d]["chunk_ids"]) for d in drop)
     report.truncated += sum(c.tokens > embedder.max_tokens for p in parsed for c in p.chunks)
@@ -267,6 +267,20 @@ def _skip_copies_of_failed(plan: _Plan, step: list, failed: set[str], report: In
         original = why[plan.new_files[key]["doc_id"]]
         report.aliased.remove(key)
         report.skipped.append(SkippedFile(key, original.reason, original.fix))
+
+
+def _vectors(store: IndexStore, embedder, texts: list[str], progress: bool) -> tuple[np.ndarray, int]:
+    """Vectors for ``texts`` and how many were computed: a chunk whose embedded text the index already
+    holds (an edited file's unchanged chunks, the same passage in two files) reuses its vector, the
+    embedder being the same by construction; the rest are embedded once each."""
+    known = {embed_text(c.title, c.section, c.text): row for row, c in enumerate(store.chunks)}
+    todo = list(dict.fromkeys(t for t in texts if t not in known))
+    fresh = _embed(embedder, todo, progress)
+    where = {t: i for i, t in enumerate(todo)}
+    vectors = np.empty((len(texts), embedder.dim), np.float32)
+    for i, text in enumerate(texts):
+        vectors[i] = store.vectors[known[text]] if text in known else fresh[where[text]]
+    return vectors, len(todo)
 
 
 def _embed(embedder, texts: list[str], progress: bool, batch: int = 512) -> np.ndarray:

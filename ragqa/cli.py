@@ -87,7 +87,8 @@ def ingest(paths: List[Path] = typer.Argument(..., help="PDF/Markdown/HTML/text 
     secs = sum(report.seconds.values())
     out.print(f"index [bold]{index}[/bold]: {len(report.added)} added, {len(report.unchanged)} unchanged, "
               f"{len(report.aliased)} duplicate content, {len(report.skipped)} skipped; "
-              f"{report.chunks_added} chunks embedded, {report.chunks_removed} removed, "
+              f"{report.chunks_added} chunks added ({report.embedded} embedded, "
+              f"{report.chunks_added - report.embedded} reused), {report.chunks_removed} removed, "
               f"{report.chunks_total} in index ({secs:.1f} s)")
     if not report.ok:
         err.print("[red]error:[/red] nothing was ingested — fix the files listed above and run again")

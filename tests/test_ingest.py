@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 from ingest import ingest
 from ragqa.cli import app
 from ragqa.errors import EmbedderMismatch, IndexNotFound
+from ingest._chunk import embed_text
 from retrieval.store import IndexStore, remove_document
 
 
@@ -158,3 +159,37 @@ def test_pypdf_parser_gives_the_same_clean_text(tmp_path, word_embedder):
     encrypted = make_encrypted_pdf(tmp_path / "enc.pdf", tmp_path / "paper.pdf")
     report = ingest([encrypted], index="p", config=cfg, embedder=word_embedder, progress=False)
     assert [s.reason for s in report.skipped] == ["encrypted PDF"]
+
+
+def test_an_edited_paper_re_embeds_only_its_changed_chunks(tmp_path, word_embedder):
+    import numpy as np
+
+    sections = [f"## Part {i}\n\n" + " ".join(f"Sentence {i}.{j} about topic {i} and detail {j}." for j in range(30))
+                for i in range(6)]
+    paper = tmp_path / "docs" / "paper.md"
+    paper.parent.mkdir()
+    paper.write_text("# A long paper\n\n" + "\n\n".join(sections))
+    first = ingest([paper.parent], index="e", embedder=word_embedder, progress=False)
+    assert first.embedded == first.chunks_added > 12  # many chunks
+    before = IndexStore.open("e")
+    edited = sections[:]
+    edited[3] = edited[3].replace("Sentence 3.20 about topic 3 and detail 20.", "A corrected claim about topic three.")
+    paper.write_text("# A long paper\n\n" + "\n\n".join(edited))
+    calls = word_embedder.calls
+    report = ingest([paper.parent], index="e", embedder=word_embedder, progress=False)
+    after = IndexStore.open("e")
+    assert 1 <= report.embedded <= 3  # one paragraph changed
+    assert word_embedder.calls - calls == report.embedded + 1  # and the one-text model probe when opening
+    assert report.chunks_removed == len(before.chunks) and len(after.chunks) == report.chunks_added
+    assert "A corrected claim" in " ".join(c.text for c in after.chunks)
+    assert not any("Sentence 3.20 about" in c.text for c in after.chunks)  # the old text left the index
+    fresh = word_embedder.embed_batch([embed_text(c.title, c.section, c.text) for c in after.chunks])
+    assert np.allclose(after.vectors, fresh, atol=1e-6)  # reused vectors are the vectors of their text
+
+
+def test_the_same_passage_in_two_new_files_is_embedded_once(tmp_path, word_embedder):
+    text = "# Notes\n\n" + " ".join(f"Shared sentence number {j} of the passage." for j in range(8))
+    (tmp_path / "a.md").write_text(text + "\n\nOnly in a.")
+    (tmp_path / "b.md").write_text(text + "\n\nOnly in b.")
+    report = ingest([tmp_path], index="s", embedder=word_embedder, progress=False)
+    assert report.embedded < report.chunks_added  # the shared chunk once, each file's own ending once
