@@ -371,8 +371,13 @@ def _smoke_prompt(examples: list[dict]) -> list[int] | None:
     return [t for t, label in zip(e["input_ids"], e["labels"]) if label == IGNORE]
 
 
+def main_process() -> bool:
+    """Rank 0 of an ``accelerate launch`` (or the only process): the one that speaks and writes."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def _say(progress: bool, line: str) -> None:
-    if progress:
+    if progress and main_process():
         print(line, flush=True)
 
 

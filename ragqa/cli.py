@@ -441,6 +441,8 @@ def train_cmd(data: Path = typer.Option(..., "--data", "-d", help="A gen-data/se
                                      "max_length": max_length}, generator={"precision": precision})
     m = train(data, base or cfg.generator.model, out_dir, cfg, resume=resume, progress=not quiet,
               command="ragqa train " + " ".join(sys.argv[2:]))
+    if os.environ.get("RANK", "0") != "0":  # under accelerate launch, rank 0 reports
+        return
     out.print(f"{m['steps']} steps, loss {m['first_loss']} → {m['last_loss']} (validation {m['eval_loss']}), "
               f"{m['tokens_per_s']} tokens/s, peak {m['peak_rss_mb']} MB → {out_dir} "
               f"(use: ragqa ask \"…\" --adapter {out_dir})", highlight=False, markup=False, soft_wrap=True)

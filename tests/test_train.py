@@ -275,3 +275,30 @@ def test_export_quantized_to_nf4_loads_and_generates(tiny_run, tmp_path):
     assert r["kind"] == "merged nf4 model" and config["quantization_config"]["bnb_4bit_quant_type"] == "nf4"
     model, tok = load_causal_lm(GeneratorConfig(model=str(tmp_path / "nf4"), precision="fp32"))
     assert _logits(model, tok).isfinite().all()
+
+
+@pytest.mark.slow
+def test_accelerate_launch_runs_the_same_command_on_two_cpu_processes(tiny_base, tmp_path):
+    """The multi-GPU path (data parallel) exercised on CPU: two processes, gloo, one adapter written."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if shutil.which("accelerate", path=str(Path(sys.executable).parent)) is None:
+        pytest.skip("accelerate's launcher is not installed")
+    data = write_jsonl(tmp_path / "train.jsonl", [chat(i) for i in range(16)])
+    config = tmp_path / "train.toml"
+    config.write_text("[train]\nmax_steps = 3\nbatch_size = 2\nsmoke_steps = 0\nlora_r = 4\nsave_steps = 100\n"
+                      "[generator]\nprecision = \"fp32\"\n")
+    root = Path(__file__).resolve().parents[1]
+    launch = [str(Path(sys.executable).parent / "accelerate"), "launch", "--config_file",
+              str(root / "configs" / "accelerate" / "cpu2.yaml"), "-m", "ragqa", "train", "--data", str(data),
+              "--base", tiny_base, "--out", str(tmp_path / "run"), "--config", str(config), "-q"]
+    env = {**os.environ, "RAGQA_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(launch, capture_output=True, text=True, env=env, timeout=600, cwd=root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["steps"] == 3 and (tmp_path / "run" / "adapter_model.safetensors").is_file()
+    assert metrics["tokens_seen"] > 0 and "3 steps" in done.stdout  # one summary line: rank 0 speaks
