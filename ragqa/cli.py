@@ -182,7 +182,8 @@ def index_remove(index: str = IndexOpt,
 
 
 ModelOpt = typer.Option(None, "--model", "-m", help="HF id, local folder, .gguf file, or the served name with --base-url.")
-AdapterOpt = typer.Option(None, "--adapter", "-a", help="PEFT/LoRA adapter folder (e.g. a `ragqa train` run).")
+AdapterOpt = typer.Option(None, "--adapter", "-a", help="PEFT/LoRA adapter folder (a `ragqa train` run); "
+                          "none: the model untuned (default auto: the shipped answer adapter, if any).")
 BaseUrlOpt = typer.Option(None, "--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (vLLM).")
 PrecisionOpt = typer.Option(None, "--precision", help="auto, fp32, bf16, fp16, int8 or nf4.")
 

@@ -47,6 +47,20 @@ def indexes_dir() -> Path:
     return home() / "indexes"
 
 
+PACKAGED_ADAPTER = _REPO_ROOT / "ragqa" / "adapters" / "smollm2-answer"  # trained by `ragqa train`, see its card
+
+
+def resolve_adapter(model: str, adapter: str) -> str:
+    """The adapter folder to load: ``adapter`` itself, the packaged answer adapter for the default
+    model under "auto", or "" for none."""
+    if adapter in ("", "none"):
+        return ""
+    if adapter == "auto":
+        shipped = model == DEFAULT_GENERATOR and (PACKAGED_ADAPTER / "adapter_config.json").is_file()
+        return str(PACKAGED_ADAPTER) if shipped else ""
+    return adapter
+
+
 def cpu_has_bf16() -> bool:
     """bf16 matmuls in hardware (AVX512-BF16 or AMX). Without them torch emulates bf16 and is far
     slower than fp32: MiniLM under bf16 autocast took 39 s per batch of 32 on an AMD EPYC without
@@ -131,7 +145,9 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8", "nf4")
 @dataclass
 class GeneratorConfig:
     model: str = DEFAULT_GENERATOR  # HF id, local folder or .gguf file; the served name with base_url
-    adapter: str = ""  # PEFT (LoRA) adapter folder, e.g. a `ragqa train` run
+    # PEFT (LoRA) adapter folder, e.g. a `ragqa train` run; "auto": the answer adapter shipped for the
+    # default model when the package has one (ragqa/adapters/), else none; "none" or "": no adapter
+    adapter: str = "auto"
     base_url: str = ""  # OpenAI-compatible server (vLLM, Ollama, llama.cpp), e.g. http://127.0.0.1:8000/v1
     api_key_env: str = "OPENAI_API_KEY"  # environment variable holding the server's key, if any
     precision: str = "auto"  # auto: bf16 on CUDA and on CPUs with bf16 matmuls, else fp32 (bench/answer.py)

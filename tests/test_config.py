@@ -46,3 +46,17 @@ def test_the_example_config_shows_the_defaults():
     for section, values in tomllib.loads((ROOT / "configs" / "ragqa.toml").read_text()).items():
         for key, value in values.items():
             assert getattr(getattr(defaults, section), key) == value, f"[{section}] {key}"
+
+
+def test_the_adapter_setting_resolves_auto_none_and_folders(tmp_path, monkeypatch):
+    from ragqa import config as c
+
+    shipped = tmp_path / "smollm2-answer"
+    monkeypatch.setattr(c, "PACKAGED_ADAPTER", shipped)
+    assert c.resolve_adapter(c.DEFAULT_GENERATOR, "auto") == ""  # nothing shipped: no adapter
+    shipped.mkdir()
+    (shipped / "adapter_config.json").write_text("{}")
+    assert c.resolve_adapter(c.DEFAULT_GENERATOR, "auto") == str(shipped)
+    assert c.resolve_adapter("Qwen/Qwen2.5-3B-Instruct", "auto") == ""  # trained for the default model only
+    assert c.resolve_adapter(c.DEFAULT_GENERATOR, "none") == c.resolve_adapter(c.DEFAULT_GENERATOR, "") == ""
+    assert c.resolve_adapter(c.DEFAULT_GENERATOR, "runs/papers") == "runs/papers"

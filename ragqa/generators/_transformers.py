@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
-from ragqa.config import GeneratorConfig, cpu_has_bf16, default_threads
+from ragqa.config import GeneratorConfig, cpu_has_bf16, default_threads, resolve_adapter
 from ragqa.errors import ConfigError, GeneratorError
 from ragqa.generators._gguf import resolve_model
 
@@ -32,8 +32,8 @@ def load_causal_lm(config: GeneratorConfig | None = None, trainable: bool = Fals
     device = "cuda" if torch.cuda.is_available() else "cpu"
     precision = _precision(c.precision, device)
     tokenizer, model = _load(resolve_model(c.model), c.model, precision, device)
-    if c.adapter:
-        model = _with_adapter(model, c.adapter, c.model, trainable)
+    if adapter := resolve_adapter(c.model, c.adapter):
+        model = _with_adapter(model, adapter, c.model, trainable)
     if precision == "int8" and not trainable:
         model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     return model, tokenizer
@@ -54,7 +54,8 @@ class TransformersGenerator:
         # bf16 weights, a loss in fp32 on CPU where the extra compute shows (bench/answer.py)
         lookup = c.prompt_lookup
         self.prompt_lookup = lookup if lookup >= 0 else (0 if self.precision == "fp32" and self.device == "cpu" else 10)
-        self.name = c.model + (f" + {c.adapter}" if c.adapter else "")
+        adapter = resolve_adapter(c.model, c.adapter)
+        self.name = c.model + (f" + {adapter}" if adapter else "")
         self.loop_stops = 0  # replies cut because they looped (evaluation reports it per arm)
 
     def count_tokens(self, text: str) -> int:
