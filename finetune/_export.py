@@ -14,8 +14,10 @@ ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_mo
 QUANTIZE = ("nf4", "int8")
 
 
-def export(run, out, merge: bool = False, quantize: str = "", generator: GeneratorConfig | None = None) -> dict:
-    """Write run ``run``'s adapter (or, with ``merge``, the base model with it folded in) to ``out``."""
+def export(run, out, merge: bool = False, quantize: str = "", generator: GeneratorConfig | None = None,
+           bf16: bool = False) -> dict:
+    """Write run ``run``'s adapter (or, with ``merge``, the base model with it folded in) to ``out``;
+    ``bf16`` stores an adapter's weights in bfloat16 (half the size, what the package ships)."""
     run, out = Path(run), Path(out)
     cfg = run / "adapter_config.json"
     if not cfg.is_file():
@@ -37,12 +39,23 @@ def export(run, out, merge: bool = False, quantize: str = "", generator: Generat
         for name in ADAPTER_FILES:
             if (run / name).is_file():
                 shutil.copy2(run / name, staging / name)
-        kind = "adapter"
+        if bf16:
+            _to_bf16(staging / "adapter_model.safetensors")
+        kind = "bf16 adapter" if bf16 else "adapter"
     if out.exists():
         out.rmdir()
     staging.rename(out)  # whole or absent: a failed export leaves nothing half-written at --out
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     return {"kind": kind, "base": base, "out": str(out), "mb": round(size / 2**20, 2)}
+
+
+def _to_bf16(path: Path) -> None:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(path)
+    save_file({k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in tensors.items()}, path,
+              metadata={"format": "pt"})
 
 
 def _merge(run: Path, base: str, out: Path, quantize: str, generator: GeneratorConfig) -> None:

@@ -454,14 +454,15 @@ def train_cmd(data: Path = typer.Option(..., "--data", "-d", help="A gen-data/se
 def export_cmd(run: Path = typer.Option(..., "--run", help="A `ragqa train` run folder."),
                out_dir: Path = typer.Option(..., "--out", "-o", help="Where to write, e.g. models/papers."),
                merge: bool = typer.Option(False, "--merge", help="Fold the adapter into the base weights."),
-               quantize: Optional[str] = typer.Option(None, "--quantize", help="nf4 or int8 (bitsandbytes), with --merge.")):
+               quantize: Optional[str] = typer.Option(None, "--quantize", help="nf4 or int8 (bitsandbytes), with --merge."),
+               bf16: bool = typer.Option(False, "--bf16", help="Store the adapter's weights in bfloat16 (half the size).")):
     """Export a run: the adapter alone (ragqa ask --adapter) or merged weights (ragqa ask --model).
 
     Example: ragqa export --run runs/papers --out models/papers --merge
     """
     from finetune import export
 
-    r = export(run, out_dir, merge, quantize or "")
+    r = export(run, out_dir, merge, quantize or "", bf16=bf16)
     use = f"--model {r['out']}" if merge else f"--adapter {r['out']} --model {r['base']}"
     out.print(f"{r['kind']} of {r['base']} ({r['mb']} MB) → {r['out']} (use: ragqa ask \"…\" {use})",
               highlight=False, markup=False, soft_wrap=True)

@@ -241,6 +241,8 @@ def test_export_writes_the_adapter_or_merged_weights_that_answer_alike(tiny_base
 
     adapter = export(tiny_run, tmp_path / "adapter")
     assert adapter["kind"] == "adapter" and adapter["base"] == tiny_base
+    half = export(tiny_run, tmp_path / "half", bf16=True)
+    assert half["kind"] == "bf16 adapter" and half["mb"] < adapter["mb"]
     assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file() and (tmp_path / "adapter" / "README.md").is_file()
     tuned, tok = load_causal_lm(GeneratorConfig(model=tiny_base, adapter=str(tmp_path / "adapter"), precision="fp32"))
     merged = export(tiny_run, tmp_path / "merged", merge=True)
