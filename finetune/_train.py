@@ -440,8 +440,8 @@ def run_card(metrics: dict, out: Path, command: str) -> str:
     lines = [f"# {out.name}: {metrics['method']} adapter for {metrics['base']}", "",
              f"Trained with `{command or 'ragqa train'}`.", "",
              f"- data: `{metrics['data']}` ({metrics['examples'].get('train', 0)} training examples)",
-             f"- steps: {metrics['steps']} ({metrics['epochs']} epochs); loss {metrics['first_loss']} → {metrics['last_loss']}; "
-             f"validation loss {metrics['eval_loss']}",
+             f"- steps: {metrics['steps']} ({metrics['epochs']} epochs); loss {_num(metrics['first_loss'])} → "
+             f"{_num(metrics['last_loss'])}; validation loss {_num(metrics['eval_loss'])}",
              f"- speed: {metrics['tokens_per_s']} tokens/s; peak memory {metrics['peak_rss_mb']} MB RSS",
              f"- trainable parameters: {metrics['trainable_parameters']:,} of {metrics['parameters']:,}", "",
              "Use it: `ragqa ask \"…\" --adapter " + str(out) + "`; merge or quantize: `ragqa export --run " + str(out) + "`.",
@@ -450,6 +450,10 @@ def run_card(metrics: dict, out: Path, command: str) -> str:
     if data_card.is_file():
         lines += ["", f"Data card: `{data_card}`."]
     return "\n".join(lines) + "\n"
+
+
+def _num(value) -> str:
+    return "–" if value is None else f"{value:.3f}"
 
 
 def _source_documents(data: Path) -> list[str]:

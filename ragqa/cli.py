@@ -444,7 +444,8 @@ def train_cmd(data: Path = typer.Option(..., "--data", "-d", help="A gen-data/se
               command="ragqa train " + " ".join(sys.argv[2:]))
     if os.environ.get("RANK", "0") != "0":  # under accelerate launch, rank 0 reports
         return
-    out.print(f"{m['steps']} steps, loss {m['first_loss']} → {m['last_loss']} (validation {m['eval_loss']}), "
+    loss = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
+    out.print(f"{m['steps']} steps, loss {loss(m['first_loss'])} → {loss(m['last_loss'])} (validation {loss(m['eval_loss'])}), "
               f"{m['tokens_per_s']} tokens/s, peak {m['peak_rss_mb']} MB → {out_dir} "
               f"(use: ragqa ask \"…\" --adapter {out_dir})", highlight=False, markup=False, soft_wrap=True)
 
