@@ -146,6 +146,10 @@ def test_loop_stop_cuts_a_repeating_answer_only():
     assert not stop(torch.tensor([prompt + [1, 2, 3, 4, 5, 6, 7, 8]]), None).item()
     assert stop(torch.tensor([prompt + [1, 2, 3, 4, 5, 1, 2, 3, 4]]), None).item()
     assert stop.fired == {0}  # what the generator counts as a loop stop (reported by evaluation)
+    # a finished row of a batch is padded with its end token: a run of pads is not a loop
+    batch = _LoopStop(prompt_len=3, window=4, ends={0})
+    flags = batch(torch.tensor([prompt + [5, 6, 0, 0, 0, 0, 0, 0, 0, 0], prompt + [1, 2, 3, 4, 5, 1, 2, 3, 4, 0]]), None)
+    assert flags.tolist() == [False, False] and batch.fired == set()
     # copying the prompt (quoting a source) is not a loop
     quote = _LoopStop(prompt_len=4, window=4)
     assert not quote(torch.tensor([[1, 2, 3, 4, 1, 2, 3, 4, 5, 6, 7, 8]]), None).item()

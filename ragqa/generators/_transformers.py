@@ -61,6 +61,12 @@ class TransformersGenerator:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False).input_ids)
 
+    def _ends(self) -> set[int]:
+        """EOS, the chat turn's end and the pad token: what a finished row of a batch holds."""
+        eos = self.model.generation_config.eos_token_id
+        ids = set(eos) if isinstance(eos, (list, tuple)) else {eos}
+        return {i for i in ids | {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id} if i is not None}
+
     def prompt_ids(self, messages: Messages):
         if self.tokenizer.chat_template:
             ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True,
@@ -88,7 +94,7 @@ class TransformersGenerator:
         import torch
 
         enc = self.batch_ids(chats)
-        loop = _LoopStop(enc.input_ids.shape[1], decode=self.tokenizer.decode)
+        loop = _LoopStop(enc.input_ids.shape[1], decode=self.tokenizer.decode, ends=self._ends())
         with torch.inference_mode():
             out = self.model.generate(**enc, max_new_tokens=max_new_tokens or self.config.max_new_tokens,
                                       do_sample=False, temperature=None, top_p=None, top_k=None,
@@ -125,7 +131,7 @@ class TransformersGenerator:
             # pass; bf16 decode on 2 cores went from 8.9 to 20.2 tokens/s (bench/answer.py)
             kwargs["prompt_lookup_num_tokens"] = self.prompt_lookup
         cancel = threading.Event()  # set when the reader stops reading: the model stops too
-        loop = _LoopStop(ids.shape[1], decode=self.tokenizer.decode)
+        loop = _LoopStop(ids.shape[1], decode=self.tokenizer.decode, ends=self._ends())
         kwargs["stopping_criteria"] = [loop, lambda input_ids, scores, **kw: cancel.is_set()]
         failure: list[BaseException] = []
 
@@ -158,14 +164,16 @@ class _LoopStop:
     sources, which is what a grounded answer should do, so a loop is cut instead.
     """
 
-    def __init__(self, prompt_len: int, window: int = 16, decode=None, lines: int = 6):
+    def __init__(self, prompt_len: int, window: int = 16, decode=None, lines: int = 6, ends: set[int] = frozenset()):
         self.prompt_len, self.window, self.decode, self.lines = prompt_len, window, decode, lines
+        self.ends = ends  # tokens that end a reply: a row holding one is finished (and padded), not looping
         self.fired: set[int] = set()  # rows of the batch this stopped
 
     def __call__(self, input_ids, scores, **kwargs):
         import torch
 
-        flags = [self._looped(row[self.prompt_len:].tolist()) for row in input_ids]
+        rows = [row[self.prompt_len:].tolist() for row in input_ids]
+        flags = [not self.ends.intersection(out) and self._looped(out) for out in rows]
         self.fired.update(i for i, f in enumerate(flags) if f)
         return torch.tensor(flags, dtype=torch.bool, device=input_ids.device)
 
