@@ -89,7 +89,8 @@ def counts(splits: dict[str, list]) -> dict:
     for name, records in splits.items():
         out[name] = {"records": len(records), "documents": len({r.doc_id for r in records}),
                      "abstain": sum(r.abstain for r in records),
-                     "kinds": dict(sorted(Counter(r.kind for r in records).items()))}
+                     "kinds": dict(sorted(Counter(r.kind for r in records).items())),
+                     "sources": sorted({Path(r.source).name for r in records if r.source})}
     return out
 
 
@@ -102,6 +103,8 @@ def card(title: str, stats: dict, command: str) -> str:
     for name, c in stats["splits"].items():
         lines.append(f"| {name} | {c['records']} | {c['documents']} | {c['abstain']} | "
                      + " | ".join(str(c["kinds"].get(k, 0)) for k in _kinds(stats)) + " |")
+    lines += ["", "## Source documents", ""]  # what a model tuned on this data has seen
+    lines += [f"- {name}: " + ", ".join(c.get("sources", [])) for name, c in stats["splits"].items()]
     for key in ("funnel", "stages"):
         if stats.get(key):
             lines += ["", f"## {'Filter funnel' if key == 'funnel' else 'Selection stages'}", ""]

@@ -63,6 +63,7 @@ def test_records_are_raft_items_built_like_answer_time_prompts(retriever, tmp_pa
     assert [r["id"] for r in jsonl] == [r["id"] for r in splits["train"]]
     card = (out / "README.md").read_text()
     assert "Filter funnel" in card and "| train |" in card and "teacher: `deterministic`" in card
+    assert "## Source documents" in card and all(f"{r['source'].split('/')[-1]}" in card for r in jsonl)
 
 
 def test_no_document_is_in_two_splits_and_cross_split_duplicates_go(retriever, tmp_path):
