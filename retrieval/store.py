@@ -66,6 +66,7 @@ class Manifest:
     faiss: str = "Flat"
     version: int = FORMAT_VERSION
     probe: list = field(default_factory=list)  # the embedder's vector for PROBE_TEXT: same name, same weights?
+    lexical: str = ""  # BM25 analyser the index was built for (retrieval.lexical.ANALYSER); "" before it was recorded
 
 
 def validate_name(name: str) -> str:
@@ -127,6 +128,7 @@ class IndexStore:
     def _load(cls, root: Path, gen: Path, embedder_id: str | None) -> "IndexStore":
         manifest = Manifest(**json.loads((gen / "manifest.json").read_text(encoding="utf-8")))
         check_embedder(manifest, embedder_id)
+        check_analyser(manifest)
         with open(gen / "chunks.jsonl", encoding="utf-8") as f:
             chunks = [Chunk(**json.loads(line)) for line in f]
         vectors = np.load(gen / "vectors.npy")
@@ -139,7 +141,9 @@ class IndexStore:
 
     @classmethod
     def empty(cls, name: str, embedder_id: str, dim: int, chunking: dict) -> "IndexStore":
-        manifest = Manifest(name=validate_name(name), embedder=embedder_id, dim=dim, chunking=chunking)
+        from retrieval.lexical import ANALYSER
+
+        manifest = Manifest(name=validate_name(name), embedder=embedder_id, dim=dim, chunking=chunking, lexical=ANALYSER)
         return cls(index_path(name), manifest, [], np.zeros((0, dim), np.float32), {})
 
     def doc_rows(self, doc_id: str) -> np.ndarray:
@@ -246,6 +250,17 @@ def check_same_model(manifest: Manifest, embedder) -> None:
         if float(now @ np.asarray(manifest.probe, np.float32)) < 0.99:  # bf16 and thread noise stay far above
             raise EmbedderMismatch(f"index {manifest.name!r} was built with other weights under the name "
                                    f"{embedder.id!r} (its model folder changed) — {rebuild}")
+
+
+def check_analyser(manifest: Manifest) -> None:
+    """Refuse an index recorded for another BM25 analyser (a later version's segmenter, say): its
+    keyword search would not match what it was built and evaluated with."""
+    from retrieval.lexical import ANALYSER
+
+    if manifest.lexical and manifest.lexical != ANALYSER:
+        raise EmbedderMismatch(f"index {manifest.name!r} was built for the BM25 analyser {manifest.lexical!r}; this "
+                               f"ragqa analyses text with {ANALYSER!r} — rebuild it: ragqa index remove --index "
+                               f"{manifest.name} -y, then ragqa ingest PATH --index {manifest.name}")
 
 
 def check_embedder(manifest: Manifest, embedder_id: str | None) -> None:

@@ -130,6 +130,16 @@ def test_opening_with_another_embedder_is_refused(corpus, word_embedder):
         IndexStore.open("t", embedder_id="other/model")
 
 
+def test_an_index_recorded_for_another_bm25_analyser_is_refused(corpus, word_embedder, monkeypatch):
+    from retrieval import lexical
+
+    ingest([corpus], index="t", embedder=word_embedder, progress=False)
+    assert IndexStore.open("t").manifest.lexical == lexical.ANALYSER
+    monkeypatch.setattr(lexical, "ANALYSER", "jieba/2")
+    with pytest.raises(EmbedderMismatch, match="built for the BM25 analyser 'words\\+cjk-bigrams/1'.*'jieba/2' — rebuild"):
+        IndexStore.open("t")
+
+
 def test_remove_document_and_index(corpus, word_embedder):
     ingest([corpus], index="t", embedder=word_embedder, progress=False)
     remove_document("t", "paper.pdf")
