@@ -69,6 +69,9 @@ def test_default_model_teacher_on_two_real_papers(two_papers, real_generator, tm
     seconds = time.perf_counter() - started
     records = check_records(tmp_path / "m", two_papers)  # whatever SmolLM2 wrote, only valid records are kept
     f = stats["funnel"]
-    assert f["chunks"] >= 1 and f["unparseable"] + (f["proposed"] > 0) >= 1 and len(records) == stats["records"]
+    # SmolLM2-135M writes no usable JSON; the answer-first fallback (a question for a given sentence) gets
+    # questions out of it, and every kept record quotes its oracle verbatim (check_records)
+    assert len(records) == stats["records"] >= 1 and f["unparseable"] < f["chunks"]
+    assert all(r["teacher"] == real_generator.name and r["question"].endswith("?") for r in records)
     print(f"\ndefault-model teacher: {len(records)} records from {f['chunks']} chunks in {seconds:.0f} s "
           f"({60 * len(records) / seconds:.2f} records/min); funnel {f}")
