@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ragqa.citations import content_words
-from ragqa.text import split_sentences
+from ragqa.text import CJK_RUN, split_sentences
 
 # short on purpose: with a longer instruction SmolLM2-135M drifted off the sources (measured on
 # the user guide); larger models follow it just as well. Asking for one or two sentences, with
@@ -129,17 +129,22 @@ def rank_sentences(question: str, sentences: list[str], embedder=None, hybrid: b
     fuses dense and BM25: MiniLM alone ranked "the BERT model is first initialized with the
     pre-trained parameters" above "we pre-train BERT using two unsupervised tasks".
     """
+    unreadable = False
     if cosine is None:
         vectors = embedder.embed_batch([question] + sentences)
         cosine = vectors[1:] @ vectors[0]
+        share = getattr(embedder, "unknown_share", None)
+        unreadable = share is not None and share(question) > 0.2  # mostly [UNK]: its cosines are noise
     dense = sorted(range(len(sentences)), key=lambda i: -cosine[i])
-    if not hybrid:
+    if not hybrid and not unreadable:
         return [(i, float(cosine[i])) for i in dense]
     words = [content_words(s) for s in sentences]
     df = Counter(w for ws in words for w in ws)
     asked = content_words(question)
     lexical = [sum(math.log(1 + len(sentences) / df[w]) for w in asked & ws) for ws in words]
     by_words = sorted(range(len(sentences)), key=lambda i: -lexical[i])
+    if unreadable:  # shared words alone rank (Chinese under MiniLM)
+        return [(i, float(cosine[i])) for i in by_words]
     fused = Counter()
     for ranking in (dense, by_words):
         for rank, i in enumerate(ranking):
@@ -148,9 +153,10 @@ def rank_sentences(question: str, sentences: list[str], embedder=None, hybrid: b
 
 
 def _pool(sources: list[Source], min_words: int = 5) -> list[tuple[int, str]]:
-    """(source number, sentence) for the sentences of the retrieved passages long enough to quote."""
+    """(source number, sentence) for the sentences of the retrieved passages long enough to quote
+    (Chinese has no spaces: two characters count as a word)."""
     return [(s.n, sentence) for s in sources if not s.term for sentence in split_sentences(s.text)
-            if len(sentence.split()) >= min_words]
+            if len(sentence.split()) + len("".join(CJK_RUN.findall(sentence))) // 2 >= min_words]
 
 
 def best_sentences(question: str, sources: list[Source], embedder, n: int = 1,

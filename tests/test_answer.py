@@ -283,3 +283,21 @@ def test_a_chinese_question_is_answered_and_refused_in_chinese():
     en = build_messages("What does quantization do?", [], [], 0, use_retrieval=True)
     assert zh[0]["content"].endswith("Answer in Chinese.") and "Chinese" not in en[0]["content"]
     assert abstain_text("量化有什么作用？") == ABSTAIN_ZH and abstain_text("What?") == ABSTAIN
+
+
+def test_chinese_sentences_are_quotable_and_ranked_by_shared_words_when_the_embedder_cannot_read(word_embedder):
+    from types import SimpleNamespace
+
+    from retrieval.context import best_sentences
+
+    class Blind:  # MiniLM on Chinese: vectors of [UNK]s
+        def embed_batch(self, texts, progress=False):
+            return word_embedder.embed_batch(["unk" for _ in texts])
+
+        def unknown_share(self, text):
+            return 0.9
+
+    passage = "蓝帐汗国是蒙古帝国的诸汗国之一，形成于1227年前后。它的首都设在萨莱。金帐汗国的建立者是拔都。"
+    sources = [SimpleNamespace(n=1, text=passage, term="")]
+    best = best_sentences("金帐汗国的建立者是谁？", sources, Blind(), 1)
+    assert best and best[0][:2] == (1, "金帐汗国的建立者是拔都。")
