@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import logging
 import os
 import stat
 import time
@@ -17,6 +18,8 @@ from ingest._chunk import chunk_document, embed_text
 from ragqa.config import Config
 from ragqa.errors import IndexNotFound, PartlyIngested, SkippedFile, printable
 from retrieval.store import IndexStore, WriteLock, check_same_model, embedder_probe
+
+log = logging.getLogger("ragqa.ingest")
 
 
 @dataclass
@@ -283,11 +286,25 @@ def _vectors(store: IndexStore, embedder, texts: list[str], progress: bool) -> t
     return vectors, len(todo)
 
 
+def machine_busy() -> str:
+    """A line saying so when other processes keep the cores busy (1-minute load average above the
+    core count): torch then runs several times slower (MACHINE-NOTES: 5-25x on 2 cores)."""
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load <= cores + 0.5:
+        return ""
+    return (f"machine busy: load {load:.1f} on {cores} cores — embedding will run several times slower; "
+            "stop other jobs, or set RAGQA_THREADS=1 to share the cores")
+
+
 def _embed(embedder, texts: list[str], progress: bool, batch: int = 512) -> np.ndarray:
     """Vectors filled into one preallocated array slice by slice: a backend's own list of
     per-batch arrays plus the stacked copy would double the peak on a large file."""
     vectors = np.empty((len(texts), embedder.dim), np.float32)
-    for i in tqdm(range(0, len(texts), batch), desc="embedding", unit="slice",
-                  disable=not progress or len(texts) <= batch):
+    if texts and (busy := machine_busy()):
+        log.warning(busy)
+    bar = tqdm(range(0, len(texts), batch), desc="embedding", unit="slice", disable=not progress or len(texts) <= batch)
+    for i in bar:
         vectors[i:i + batch] = embedder.embed_batch(texts[i:i + batch], progress=progress and len(texts) <= batch)
+        if busy := machine_busy():  # rechecked per slice: a job started mid-ingest shows up too
+            bar.set_postfix_str(busy.split(" —")[0])
     return vectors

@@ -203,3 +203,18 @@ def test_the_same_passage_in_two_new_files_is_embedded_once(tmp_path, word_embed
     (tmp_path / "b.md").write_text(text + "\n\nOnly in b.")
     report = ingest([tmp_path], index="s", embedder=word_embedder, progress=False)
     assert report.embedded < report.chunks_added  # the shared chunk once, each file's own ending once
+
+
+def test_a_busy_machine_is_named_before_embedding_slows_down(tmp_path, word_embedder, monkeypatch, caplog):
+    import logging
+
+    (tmp_path / "a.md").write_text("# A\n\nBERT is pre-trained with masked language modelling and more.")
+    monkeypatch.setattr(os, "getloadavg", lambda: (9.5, 9.0, 8.0))
+    with caplog.at_level(logging.WARNING, logger="ragqa.ingest"):
+        report = ingest([tmp_path], index="b", embedder=word_embedder, progress=False)
+    assert report.embedded == 1
+    assert any(r.getMessage().startswith(f"machine busy: load 9.5 on {os.cpu_count()} cores") for r in caplog.records)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.2, 0.2))
+    from ingest._pipeline import machine_busy
+
+    assert machine_busy() == ""
