@@ -24,10 +24,10 @@ from pathlib import Path
 
 from _common import ROOT, table, write_result
 
-SHAPES = {
-    "reference": {"target_modules": "q_proj,v_proj", "max_length": 260, "sampling": "group_by_length"},
-    "grouped": {"target_modules": "q_proj,k_proj,v_proj,o_proj", "max_length": 1024, "sampling": "group_by_length"},
-    "random": {"target_modules": "q_proj,k_proj,v_proj,o_proj", "max_length": 1024, "sampling": "random"},
+SHAPES = {  # TrainConfig settings per shape
+    "reference": {"target_modules": "q_proj,v_proj", "max_length": 260},
+    "grouped": {"target_modules": "q_proj,k_proj,v_proj,o_proj", "max_length": 1024},
+    "random": {"target_modules": "q_proj,k_proj,v_proj,o_proj", "max_length": 1024, "group_by_length": False},
 }
 
 
@@ -47,20 +47,11 @@ def run_one(shape: str, data: str, steps: int) -> dict:
     code = f"""
 import json, sys
 sys.path.insert(0, {str(ROOT)!r})
-from transformers import TrainingArguments
-import finetune._train as t
+from finetune import train
 from ragqa.config import Config, GeneratorConfig, TrainConfig
-spec = {SHAPES[shape]!r}
-original = t._arguments
-def arguments(*a, **k):
-    args = original(*a, **k)
-    args.train_sampling_strategy = spec["sampling"]
-    return args
-t._arguments = arguments
-cfg = Config(train=TrainConfig(max_steps={steps}, batch_size=4, target_modules=spec["target_modules"],
-             max_length=spec["max_length"], max_dropped_share=1.0, smoke_steps=0, logging_steps=1,
-             save_steps=10_000, eval_samples=1, eval_steps=10_000), generator=GeneratorConfig())
-m = t.train({data!r}, cfg.generator.model, {tempfile.mkdtemp()!r} + "/run", cfg, progress=False)
+cfg = Config(train=TrainConfig(max_steps={steps}, batch_size=4, max_dropped_share=1.0, smoke_steps=0, logging_steps=1,
+             save_steps=10_000, eval_samples=1, eval_steps=10_000, **{SHAPES[shape]!r}), generator=GeneratorConfig())
+m = train({data!r}, cfg.generator.model, {tempfile.mkdtemp()!r} + "/run", cfg, progress=False)
 print("RESULT" + json.dumps({{k: m[k] for k in ("tokens_per_s", "peak_rss_mb", "seconds", "tokens_seen", "steps",
                                               "trainable_parameters", "first_loss", "last_loss")}}))
 """

@@ -1,7 +1,8 @@
 """RAFT assembly and the record filters.
 
 A record's context is the oracle chunk among hard negatives from *other* documents (retrieved for
-the question), cut to the answer-time budget by ``fit_sources`` and followed by the background for
+the question), cut to the answer-time budget by ``fit_sources``, focused to its sentences closest to
+the question by ``focus_sources`` as answer time does, and followed by the background for
 the question's specialized terms, numbered exactly as ``ragqa.answer`` numbers them. A share of
 records leave the oracle out and teach the abstention sentence instead.
 """
@@ -9,9 +10,9 @@ from __future__ import annotations
 
 import re
 
-from ragqa.citations import check_citations, normalize
 import numpy as np
 
+from ragqa.citations import check_citations, normalize
 from retrieval.context import Source, abstain_text, fit_sources, focus_sources, prompt_text
 from retrieval.search import Hit
 from retrieval.terms import background, find_terms
@@ -37,6 +38,9 @@ class CachedEmbedder:
 
     def __init__(self, embedder):
         self.embedder, self.cache = embedder, {}
+
+    def __getattr__(self, name):  # unknown_share, dim, id: the wrapped embedder's
+        return getattr(self.embedder, name)
 
     def embed_batch(self, texts, progress: bool = False) -> np.ndarray:
         todo = list(dict.fromkeys(t for t in texts if t not in self.cache))

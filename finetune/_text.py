@@ -1,17 +1,16 @@
 """Small text measures for data generation and selection: ROUGE-L, token F1, script detection.
 
-Kept here rather than imported from ``ragqa.metrics`` because that module belongs to the evaluation
-front end, which a stage must not import (tests/test_layers.py).
+Token F1 is the evaluation's own (``ragqa.metrics``, base layer), with citation markers removed;
+ROUGE-L on token lists and the near-duplicate index are what generation needs beyond it.
 """
 from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
 
-from ragqa.text import STOPWORDS
+from ragqa.text import CJK_RUN, STOPWORDS, cjk_share
 
 _WORD = re.compile(r"\w+", re.UNICODE)
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 _MARKER = re.compile(r"\[\d+(?:\s*[,;]\s*\d+)*\]")
 
 
@@ -19,7 +18,7 @@ def words(text: str) -> list[str]:
     """Lowercased word tokens; each CJK character counts as one word."""
     out = []
     for w in _WORD.findall(text.lower()):
-        out += list(w) if _CJK.search(w) else [w]
+        out += list(w) if CJK_RUN.search(w) else [w]
     return out
 
 
@@ -50,7 +49,7 @@ def token_f1(prediction: str, reference: str) -> float:
     """SQuAD-style token F1 (the evaluation's own), citation markers removed from both sides."""
     from ragqa.metrics import token_f1 as f1
 
-    lang = "zh" if _CJK.search(reference) else "en"  # Chinese is compared character by character
+    lang = "zh" if CJK_RUN.search(reference) else "en"  # Chinese is compared character by character
     return f1(_MARKER.sub("", prediction), _MARKER.sub("", reference), lang)
 
 
@@ -59,8 +58,7 @@ def script(text: str) -> str:
     chars = [c for c in text if c.isalpha()]
     if not chars:
         return "other"
-    cjk = sum(bool(_CJK.match(c)) for c in chars)
-    if cjk / len(chars) > 0.2:
+    if cjk_share(text) > 0.2:
         return "cjk"
     latin = sum(c.isascii() for c in chars)
     return "latin" if latin / len(chars) > 0.8 else "other"

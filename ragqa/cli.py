@@ -355,8 +355,6 @@ def eval_cmd(qa: Path = typer.Option(..., "--qa", help="Questions: ARAGOG/QASPER
     out.print(f"report: {out_dir / 'report.md'}, chart: {out_dir / 'metrics.png'}, "
               f"per question: {out_dir / 'results.jsonl'}", highlight=False)
 
-
-
 _TEACHER_HELP = ("deterministic (default, no model), default (the offline model), an HF id or folder, "
                  "or the served model's name with --teacher-url.")
 
@@ -435,14 +433,14 @@ def train_cmd(data: Path = typer.Option(..., "--data", "-d", help="A gen-data/se
     Example: ragqa train --data data/papers --out runs/papers --max-steps 200
     Several GPUs: accelerate launch -m ragqa train ... (see configs/accelerate/).
     """
-    from finetune import train
+    from finetune import main_process, train
     from ragqa.config import load_config
 
     cfg = load_config(config, train={"method": method, "max_steps": max_steps, "batch_size": batch_size,
                                      "max_length": max_length}, generator={"precision": precision})
     m = train(data, base or cfg.generator.model, out_dir, cfg, resume=resume, progress=not quiet,
               command="ragqa train " + " ".join(sys.argv[2:]))
-    if os.environ.get("RANK", "0") != "0":  # under accelerate launch, rank 0 reports
+    if not main_process():  # under accelerate launch, rank 0 reports
         return
     loss = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
     out.print(f"{m['steps']} steps, loss {loss(m['first_loss'])} → {loss(m['last_loss'])} (validation {loss(m['eval_loss'])}), "

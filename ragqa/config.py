@@ -326,6 +326,8 @@ class TrainConfig:
     # after this many steps the model answers one validation prompt and must stop at EOS (0 = no check)
     smoke_steps: int = 10
     gradient_checkpointing: bool = False  # less memory, ~30% slower
+    # batches of similar lengths: less padding (1.45x the tokens/s of random batches, bench/train.py)
+    group_by_length: bool = True
     seed: int = 0
 
     def __post_init__(self):

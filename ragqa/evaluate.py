@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ragqa import metrics as M
+from ragqa.citations import cited_numbers
 from ragqa.config import Config, GeneratorConfig
 from ragqa.generators import ScoringGenerator
 from ragqa.qa_formats import QAItem, load_qa
@@ -152,7 +153,7 @@ def _row(item: QAItem, arm: Arm, result, generator, config: Config, embedder, me
         own = result.text[len(result.lead):] if result.lead and result.text.startswith(result.lead) else result.text
         shown = {s.n for s in result.sources}
         row["cites_source"] = any(c.n in shown for c in result.citations)  # lead quote included
-        row["model_cites_source"] = any(int(n) in shown for n in re.findall(r"\[(\d+)\]", own))  # the model's own text
+        row["model_cites_source"] = bool(cited_numbers(own) & shown)  # the model's own text
     row.update(score(item, result.text, embedder, meteor_skip is None))
     if arm.retrieval and item.doc:
         row.update(doc_hit=M.doc_hit(retrieved, item.doc, config.answer.k), mrr=M.reciprocal_rank(retrieved, item.doc))

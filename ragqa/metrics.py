@@ -16,7 +16,6 @@ import numpy as np
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = set(string.punctuation) | set("，。！？、；：“”‘’（）《》【】…—")
-_CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 def normalize(text: str) -> str:

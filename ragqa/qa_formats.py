@@ -6,13 +6,11 @@ line number and skipped, never silently dropped.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ragqa.errors import ConfigError
-
-_CJK = re.compile(r"[\u4e00-\u9fff]")
+from ragqa.text import CJK_RUN
 
 
 @dataclass
@@ -81,7 +79,7 @@ def _from_record(rec: dict, default_id: str) -> list[QAItem]:
         item.choices = [str(c) for c in choices]
         gold = rec.get("answer_index", rec.get("label"))
         item.gold_choice = int(gold) if gold is not None else item.choices.index(item.answers[0])
-    item.lang = "zh" if _CJK.search(question) else "en"
+    item.lang = "zh" if CJK_RUN.search(question) else "en"
     item.kind = str(rec.get("answer_type") or "")
     return [item]
 

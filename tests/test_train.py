@@ -11,7 +11,8 @@ import pytest
 from ragqa.config import Config, GeneratorConfig, TrainConfig
 from ragqa.errors import ConfigError
 from finetune._train import (IGNORE, TrainingError, complete_checkpoints, encode, gradient_norm, load_chats,
-                             preflight, stop_ids, train)
+                             preflight, train)
+from ragqa.generators._transformers import stop_ids
 
 TEMPLATE = ("{% for m in messages %}<|im_start|> {{ m['role'] }}\n{{ m['content'] }} [SEP]\n{% endfor %}"
             "{% if add_generation_prompt %}<|im_start|> assistant\n{% endif %}")

@@ -62,10 +62,8 @@ class TransformersGenerator:
         return len(self.tokenizer(text, add_special_tokens=False).input_ids)
 
     def _ends(self) -> set[int]:
-        """EOS, the chat turn's end and the pad token: what a finished row of a batch holds."""
-        eos = self.model.generation_config.eos_token_id
-        ids = set(eos) if isinstance(eos, (list, tuple)) else {eos}
-        return {i for i in ids | {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id} if i is not None}
+        """The reply's end tokens and the pad token: what a finished row of a batch holds."""
+        return stop_ids(self.tokenizer, self.model) | ({self.tokenizer.pad_token_id} - {None})
 
     def prompt_ids(self, messages: Messages):
         if self.tokenizer.chat_template:
@@ -192,6 +190,15 @@ class _LoopStop:
         # the window then repeats at least three times, which no real list does
         return len(shapes) == self.lines and len(set(shapes)) <= max(1, self.lines // 3) \
             and min(map(len, shapes)) >= 3
+
+
+def stop_ids(tokenizer, model=None) -> set[int]:
+    """Token ids that end a reply: the tokenizer's EOS and the model's generation EOS (a list for
+    chat models whose turn end differs from EOS). Generation stops on them; training learns them."""
+    ids = {tokenizer.eos_token_id}
+    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids |= set(eos) if isinstance(eos, (list, tuple)) else {eos}
+    return {i for i in ids if i is not None}
 
 
 def plain_prompt(messages: Messages) -> str:
