@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from ragqa.citations import Citation, Evidence, check_citations, find_evidence
+from ragqa.citations import Citation, Evidence, check_citations, content_words, find_evidence
 from ragqa.config import AnswerConfig
 from ragqa.errors import RagqaError
 from ragqa.generators import BatchGenerator
@@ -19,8 +19,9 @@ from retrieval.context import (ABSTAIN, Source, abstain_text, best_sentences, bu
                                is_yes_no)
 
 # a sentence ends at . ! ? before a capital or digit, but not after a list number ("1.", "12.")
-_REPLY_END = re.compile(r"(?<!^\d\.)(?<![\s(]\d\.)(?<![\s(]\d\d\.)(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])")
+_REPLY_END = re.compile(r"(?<!^\d\.)(?<![\s(]\d\.)(?<![\s(]\d\d\.)(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])|(?<=[。！？])\s*")
 _VERDICT = re.compile(r"\W*(yes|no)\b", re.IGNORECASE)
+_FILLER = frozenset("answer question text document context provided following given says".split())
 _NEGATION = re.compile(r"\b(not|no|never|none|neither|nor|cannot|\w+n't)\b", re.IGNORECASE)
 _FOLLOW_UP = re.compile(r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|the former|"
                         r"the latter|the same|above|previous|earlier)\b|^(and|but|also|what about|how about|why)\b",
@@ -180,7 +181,7 @@ def answer_batch(questions: list[str], generator, retriever=None, batch_size: in
             texts = ["".join(generator.generate(m)) for _, m in part]
         share = (time.perf_counter() - began) / len(part)
         for (result, _), text in zip(part, texts):
-            result.text = shape(text, result.question, kwargs.get("config") or AnswerConfig())
+            result.text = shape(text, result.question, kwargs.get("config") or AnswerConfig(), lead=_quoted(result.lead))
             result.timings.update(tokens=generator.count_tokens(result.text) if result.text else 0,
                                   total_s=round(share, 3), batched=len(part))
     return [finish(r) for r, _ in prepared]
@@ -218,25 +219,45 @@ def _add_background(result: Answer, retriever, generator, config: AnswerConfig, 
         result.terms.append({"term": term.text, "kind": term.kind, "source": n, "corpus_df": term.corpus_df})
 
 
-def shape(raw: str, question: str, config: AnswerConfig, final: bool = True) -> str:
+def shape(raw: str, question: str, config: AnswerConfig, final: bool = True, lead: str = "") -> str:
     """The model's reply as shown: its first ``answer.max_sentences`` sentences (small models run on
-    into lists and loops after the answer), and for a yes/no question (``answer.yes_no_hint``) a
+    into lists and loops after the answer) that say something (``empty_reply``: not list debris, not
+    the question or the lead quote said again), and for a yes/no question (``answer.yes_no_hint``) a
     reply that restates instead of answering ("The lexicon is the same for all languages.") opened
     with the verdict it states. While streaming (``final=False``) the unfinished last sentence is
-    kept, and a yes/no reply is held back until its first sentence is complete.
+    kept unless it is empty so far, and a yes/no reply is held back until its first sentence is complete.
     """
     verdict = config.yes_no_hint and is_yes_no(question)
     if not config.max_sentences and not verdict:
         return raw.strip() if final else raw
-    sentences = _reply_sentences(raw)
-    done = sentences if final else sentences[:-1]
+    sentences = _reply_sentences(raw.replace("\ufffd", ""))  # a character cut mid-token shows as U+FFFD
+    complete = sentences if final else sentences[:-1]
+    if verdict and not complete:
+        return ""  # held back until the first sentence shows which verdict it states
+    said = [question] + ([lead] if lead else [])
+    keep = [not (config.drop_empty and empty_reply(x, said)) for x in sentences]
+    if verdict:
+        keep[0] = True  # the restatement a verdict is read from ("The lexicon is the same ...") answers it
+    done = [x for x, k in zip(complete, keep) if k]
     limit = config.max_sentences or len(sentences)
-    out = done[:limit] + ([] if final or len(done) >= limit else sentences[-1:])
-    if verdict and out and not _VERDICT.match(out[0]):
-        if not done:
-            return ""
-        out.insert(0, "No." if _NEGATION.search(done[0]) else "Yes.")
+    # the unfinished sentence streams once it says something (words only add up, so it never goes back)
+    out = done[:limit] + (sentences[-1:] if not final and len(done) < limit and keep[-1] else [])
+    if verdict and not _VERDICT.match(complete[0]):
+        out.insert(0, "No." if _NEGATION.search(complete[0]) else "Yes.")
     return " ".join(out)
+
+
+def empty_reply(sentence: str, said: list[str]) -> bool:
+    """A reply sentence that tells the reader nothing: list debris ("1. 1. 1.", "？？？"), or no word
+    that the question or the lead quote did not already say ("The answer is: 玩家用什么泡封敌人？",
+    the lead quote repeated). A verdict ("Yes.", "No, ...") is never empty. SmolLM2 answering
+    Chinese questions produced mostly these (bench/chinese.py)."""
+    if len(re.sub(r"[\W\d_]+", "", sentence)) < 2:
+        return True
+    if _VERDICT.match(sentence):
+        return False
+    new = content_words(sentence) - set().union(*(content_words(s) for s in said)) - _FILLER
+    return not new
 
 
 def _reply_sentences(raw: str) -> list[str]:
@@ -249,6 +270,11 @@ def _reply_sentences(raw: str) -> list[str]:
     return [p.strip() for p in pieces + [raw[start:]] if p.strip()]
 
 
+def _quoted(lead: str) -> str:
+    """The sentence inside a lead quote ('"..." [1]')."""
+    return lead.rsplit(" [", 1)[0].strip('"')
+
+
 def _generate(result: Answer, generator, messages: list[dict], config: AnswerConfig) -> Iterator[str]:
     start, first, raw, shown = time.perf_counter(), None, "", ""
     stream = generator.generate(messages)
@@ -256,7 +282,7 @@ def _generate(result: Answer, generator, messages: list[dict], config: AnswerCon
         if first is None:
             first = time.perf_counter()
         raw += piece
-        text = shape(raw, result.question, config, final=False)
+        text = shape(raw, result.question, config, final=False, lead=_quoted(result.lead))
         if text.startswith(shown) and len(text) > len(shown):
             yield text[len(shown):] if shown else text
             shown = text
@@ -264,7 +290,7 @@ def _generate(result: Answer, generator, messages: list[dict], config: AnswerCon
             stream.close()  # the answer is complete: stop the model rather than generate what is cut
             break
     end = time.perf_counter()
-    result.text = shape(raw, result.question, config)
+    result.text = shape(raw, result.question, config, lead=_quoted(result.lead))
     if result.text.startswith(shown) and len(result.text) > len(shown):
         yield result.text[len(shown):]
     tokens = generator.count_tokens(result.text) if result.text else 0

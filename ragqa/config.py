@@ -187,6 +187,7 @@ class AnswerConfig:
     system: str = ""  # instruction given with the sources; "" = the built-in one (retrieval/context.py)
     yes_no_hint: bool = True  # ask yes/no questions to be answered "Yes" or "No" first, and open the reply so
     max_sentences: int = 3  # the reply is cut after this many sentences (0 = as generated)
+    drop_empty: bool = True  # leave out reply sentences that say nothing new (ragqa.answer.empty_reply)
     max_question_chars: int = 2000
 
     def __post_init__(self):

@@ -158,6 +158,22 @@ def _pool(sources: list[Source], min_words: int = 5) -> list[tuple[int, str]]:
             if len(sentence.split()) + cjk_count(sentence) // 2 >= min_words]
 
 
+_POINTER = re.compile(r"^(?:Table|Figure|Fig\.|Tab\.)\s*\S+\s+(?:\S+\s+){0,2}?(?:shows?|presents?|lists?|reports?|"
+                      r"summari[sz]es|illustrates?|gives?|depicts?|displays?|compares?)\b", re.IGNORECASE)
+
+
+def quotable(sentence: str) -> bool:
+    """Whether a sentence can stand alone as a quote: not the tail of a sentence cut at a chunk's start
+    (", can be viewed as the task of ..."), not a pointer to a table or figure with nothing of its
+    content ("Table TABREF13 presents statistics on our dataset.")."""
+    word = sentence.lstrip("\"“'(").split(" ", 1)[0]
+    if not word or not (word[0].isalnum() or cjk_count(word[0])):
+        return False
+    if word.isalpha() and word.islower():  # "can", "which": a tail; "word2vec", "fastText" start sentences
+        return False
+    return not (_POINTER.match(sentence) and len(sentence.split()) <= 12)
+
+
 def best_sentences(question: str, sources: list[Source], embedder, n: int = 1,
                    hybrid: bool = False) -> list[tuple[int, str, float]]:
     """The ``n`` sentences of the retrieved sources closest to ``question`` by the embedder's cosine
@@ -166,7 +182,7 @@ def best_sentences(question: str, sources: list[Source], embedder, n: int = 1,
     This is the copy-one-sentence yardstick every answer is measured against, and the quote an
     answer can lead with: a sentence from the passage, verbatim, that a reader can check.
     """
-    pool = _pool(sources)
+    pool = [(n, sentence) for n, sentence in _pool(sources) if quotable(sentence)]
     if not pool:
         return []
     ranked = rank_sentences(question, [sentence for _, sentence in pool], embedder, hybrid)[:n]
@@ -199,8 +215,10 @@ def focus_sources(question: str, sources: list[Source], embedder, budget: int,
         if kept:
             renumber[s.n] = len(out) + 1
             out.append(Source(len(out) + 1, s.chunk, " ".join(kept), s.score, s.dense))
-    # the lead is ranked among the kept sentences alone, with the cosines already computed
+    # the lead is ranked among the kept quotable sentences alone, with the cosines already computed
     cosine = dict(ranked)
-    kept = sorted(chosen)
+    kept = [i for i in sorted(chosen) if quotable(pool[i][1])]
+    if not kept:
+        return out, None
     top = rank_sentences(question, [pool[i][1] for i in kept], cosine=[cosine[i] for i in kept])[0][0]
     return out, (renumber[pool[kept[top]][0]], pool[kept[top]][1])

@@ -142,17 +142,18 @@ def fake_models(monkeypatch):
 def test_cli_ask_prints_answer_and_checked_citations(corpus, fake_models):
     runner = CliRunner()
     assert runner.invoke(app, ["ingest", "-q", str(corpus), "--index", "t"]).exit_code == 0
-    fake_models.enqueue('It uses "masked language modelling and next sentence prediction" [1]. See [9].')
+    fake_models.enqueue('It uses "masked language modelling and next sentence prediction" [1] on unlabeled text. '
+                        'See [9] for the corpora.')
     result = runner.invoke(app, ["ask", "What are the pre-training tasks of BERT?", "--index", "t"])
     assert result.exit_code == 0, result.output
     assert '[1] bert.md, p. 1 — "masked language modelling and next sentence prediction" · verified quote' in result.output
     assert "[9] · FLAGGED: no such source (the answer cites sources that were not given)" in result.output
-    fake_models.enqueue("Masked language modelling [1].")
+    fake_models.enqueue("Masked language modelling on unlabeled text [1].")
     result = runner.invoke(app, ["ask", "pre-training tasks of BERT?", "--index", "t", "--json"])
     data = json.loads(result.output)
     # the default answer opens with the retrieved sentence closest to the question, quoted and cited
     lead = '"BERT is pre-trained with masked language modelling and next sentence prediction." [1]'
-    assert data["answer"] == f"{lead}\n\nMasked language modelling [1]." and data["sources"][0]["path"].endswith("bert.md")
+    assert data["answer"] == f"{lead}\n\nMasked language modelling on unlabeled text [1]." and data["sources"][0]["path"].endswith("bert.md")
 
 
 def test_cli_ask_prints_document_text_as_plain_text(tmp_path, fake_models):
@@ -301,3 +302,50 @@ def test_chinese_sentences_are_quotable_and_ranked_by_shared_words_when_the_embe
     sources = [SimpleNamespace(n=1, text=passage, term="")]
     best = best_sentences("金帐汗国的建立者是谁？", sources, Blind(), 1)
     assert best and best[0][:2] == (1, "金帐汗国的建立者是拔都。")
+
+
+@pytest.mark.parametrize("sentence, ok", [
+    (", can be viewed as the task of detecting fake news at the account level.", False),  # a chunk's cut start
+    ("which is why the model converges faster.", False),
+    ("Table TABREF13 presents statistics on our dataset.", False),  # points at a table, says nothing
+    ("Table 3 shows that BERT outperforms GPT on all eleven tasks by a wide margin.", True),
+    ("word2vec learns vectors from co-occurrence.", True),
+    ("札尼别的去世导致蓝帐汗国内战延续。", True),
+])
+def test_a_lead_quote_stands_alone(sentence, ok):
+    from retrieval.context import quotable
+
+    assert quotable(sentence) is ok
+
+
+def test_lead_quote_is_never_a_cut_fragment(retriever):
+    from retrieval.context import Source, best_sentences
+
+    chunk = retriever.store.chunks[0]
+    sources = [Source(1, chunk, ", can be viewed as masked language modelling of BERT text. "
+                                "BERT is trained with a masked language modelling objective.")]
+    (n, sentence, _), = best_sentences("masked language modelling BERT", sources, retriever.embedder, 1)
+    assert sentence.startswith("BERT is trained")
+
+
+@pytest.mark.parametrize("reply, expected", [
+    ("The answer is: 玩家用什么泡封敌人？ 玩家以水枪泡封敌人。", "玩家以水枪泡封敌人。"),  # the question echoed, then an answer
+    ("1. 1. 1. 1. 1.", ""),
+    ("LoRA freezes the pretrained weights. It trains low-rank matrices.", "It trains low-rank matrices."),  # the lead again
+    ("It trains two low-rank matrices per layer.", "It trains two low-rank matrices per layer."),
+])
+def test_shape_leaves_out_reply_sentences_that_say_nothing_new(reply, expected):
+    from ragqa.answer import shape
+
+    question = "玩家用什么泡封敌人？" if "玩家" in reply else "What does LoRA do?"
+    lead = "LoRA freezes the pretrained weights."
+    assert shape(reply, question, plain_answer_config(max_sentences=3), lead=lead) == expected
+    assert shape(reply, question, plain_answer_config(max_sentences=3, drop_empty=False), lead=lead) != ""
+
+
+def test_a_stream_holds_back_an_echo_until_it_says_something():
+    from ragqa.answer import shape
+
+    config, question = plain_answer_config(max_sentences=3), "How are chunks defined?"
+    assert shape("Chunks are defined", question, config, final=False) == ""  # nothing new yet
+    assert shape("Chunks are defined as runs of tweets", question, config, final=False) == "Chunks are defined as runs of tweets"
