@@ -346,6 +346,10 @@ def test_shape_leaves_out_reply_sentences_that_say_nothing_new(reply, expected):
 def test_a_stream_holds_back_an_echo_until_it_says_something():
     from ragqa.answer import shape
 
-    config, question = plain_answer_config(max_sentences=3), "How are chunks defined?"
-    assert shape("Chunks are defined", question, config, final=False) == ""  # nothing new yet
-    assert shape("Chunks are defined as runs of tweets", question, config, final=False) == "Chunks are defined as runs of tweets"
+    config, question, lead = plain_answer_config(max_sentences=3), "What does LoRA do?", "LoRA freezes the pretrained weights."
+    steps = ["LoRA freezes the", "LoRA freezes the pretrained weights. It trains low",
+             "LoRA freezes the pretrained weights. It trains low-rank matrices."]
+    shown = [shape(raw, question, config, final=False, lead=lead) for raw in steps]
+    assert shown == ["", "It trains low", "It trains low-rank matrices."]  # the echo never shows
+    assert shape(steps[-1], question, config, lead=lead) == "It trains low-rank matrices."
+    assert shape("玩家用什么", "玩家用什么泡封敌人？", config, final=False) == ""  # the question, being repeated
