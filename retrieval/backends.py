@@ -1,0 +1,262 @@
+"""Where an index's vectors live: FAISS files inside each generation (default), or a vector engine
+reached through llama-index's vector-store integrations (Milvus: a server, a cluster or a
+milvus-lite file).
+
+Either way the generation folder stays the source of truth for the manifest, the chunks and the
+page texts, so citations, BM25 and ``--doc`` scoping work the same on both. A backend only stores
+vectors under chunk ids and searches them; the store (``retrieval.store``) decides which chunk ids
+are live. Chunk ids hash the document's content and the chunk's span, so one id always names the
+same text and, with the index's one embedder, the same vector.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from ragqa.config import IndexConfig
+from ragqa.errors import ConfigError, EngineError
+
+META_EMBEDDER, META_INDEX = "ragqa.embedder", "ragqa.index"  # collection properties: whose vectors these are
+
+
+class VectorBackend(Protocol):
+    """What an index needs from the place its vectors live."""
+
+    kind: str
+
+    def search(self, qvec: np.ndarray, n: int, doc_ids: list[str] | None = None) -> list[tuple[str, float]]:
+        """The ``n`` chunk ids nearest ``qvec`` (inner product), optionally within ``doc_ids``."""
+
+
+class FaissBackend:
+    """Today's layout: ``vectors.npy`` and ``faiss.index`` written into every generation. The store
+    keeps the vectors in memory and searches them itself (rows, not ids: no lookups on the hot path)."""
+
+    kind = "faiss"
+    record = {"kind": "faiss"}
+
+    def describe(self) -> str:
+        return "faiss (files in the index folder)"
+
+
+class MilvusBackend:
+    """Vectors in a Milvus collection through ``llama_index.vector_stores.milvus.MilvusVectorStore``.
+
+    The same client code talks to a milvus-lite file (tests, CI, one machine) and to a server or
+    cluster (``http://host:19530`` plus a token read from ``IndexConfig.token_env``).
+    """
+
+    kind = "milvus"
+
+    def __init__(self, record: dict, root: Path, token: str = "", timeout_s: float = 10.0):
+        self.record, self.root, self._token, self._timeout = record, root, token, timeout_s
+        self.token_env = record.get("token_env", "RAGQA_MILVUS_TOKEN")
+        self._vs = None
+
+    @property
+    def uri(self) -> str:
+        """A relative uri is a milvus-lite file inside the index folder (moves with it)."""
+        uri = self.record["uri"]
+        return uri if "://" in uri or Path(uri).is_absolute() else str(self.root / uri)
+
+    @property
+    def collection(self) -> str:
+        return self.record["collection"]
+
+    def describe(self) -> str:
+        return f"milvus {self.record['uri']} collection {self.collection}"
+
+    # --- connecting and checking, before anything is written -------------------------------------------------
+
+    def _client(self):
+        """The llama-index vector store (it owns the pymilvus client); created once per backend."""
+        if self._vs is None:
+            with engine_errors(self):
+                from llama_index.core.vector_stores.types import VectorStoreQueryMode  # noqa: F401 - fail early
+                from llama_index.vector_stores.milvus import MilvusVectorStore
+                from llama_index.vector_stores.milvus.base import IndexManagement
+
+                # NO_VALIDATION: opening must not create an index or a collection; `create` does that
+                self._vs = MilvusVectorStore(uri=self.uri, token=self._token, collection_name=self.collection,
+                                             similarity_metric="IP", consistency_level="Strong",
+                                             index_management=IndexManagement.NO_VALIDATION,
+                                             use_async_client=False, timeout=self._timeout)
+        return self._vs
+
+    def exists(self) -> bool:
+        with engine_errors(self):
+            return self.collection in self._client().client.list_collections()
+
+    def check(self, dim: int, embedder: str, index: str, new: bool) -> None:
+        """Refuse a collection that holds other vectors: another size, another embedder, or (for a new
+        index) anybody's vectors at all. Writes nothing."""
+        if not self.exists():
+            if new:
+                return
+            raise EngineError(f"{self.describe()}: the collection is missing on the engine — the index's vectors "
+                              f"are gone; rebuild: ragqa index remove --index {index} -y, then ragqa ingest PATH "
+                              f"--index {index} --backend milvus")
+        with engine_errors(self):
+            info = self._client().client.describe_collection(self.collection)
+        have = next((f["params"].get("dim") for f in info["fields"] if f["name"] == "embedding"), None)
+        props = info.get("properties", {})
+        if have is not None and int(have) != dim:
+            raise EngineError(f"{self.describe()} holds {have}-dimensional vectors but index {index!r} needs {dim} "
+                              f"({embedder}) — use another collection: --collection NAME")
+        if props.get(META_EMBEDDER, embedder) != embedder:
+            raise EngineError(f"{self.describe()} holds vectors of embedder {props[META_EMBEDDER]!r}, not "
+                              f"{embedder!r} — use another collection (--collection NAME) or that embedder")
+        if new and props.get(META_INDEX) != index and self.count():
+            raise EngineError(f"{self.describe()} already holds {self.count()} vectors of another index "
+                              f"({props.get(META_INDEX) or 'not made by ragqa'}) — use another collection: "
+                              "--collection NAME")
+
+    def create(self, dim: int, embedder: str, index: str) -> None:
+        """Make the collection (FLAT on milvus-lite, AUTOINDEX on a server) if it is not there."""
+        if self.exists():
+            return
+        self._vs = None
+        with engine_errors(self):
+            from llama_index.vector_stores.milvus import MilvusVectorStore
+
+            lite = "://" not in self.uri
+            self._vs = MilvusVectorStore(uri=self.uri, token=self._token, collection_name=self.collection, dim=dim,
+                                         similarity_metric="IP", consistency_level="Strong",
+                                         index_config={"index_type": "FLAT" if lite else "AUTOINDEX"},
+                                         collection_properties={META_EMBEDDER: embedder, META_INDEX: index},
+                                         use_async_client=False, timeout=self._timeout)
+
+    def load(self) -> None:
+        """A collection must be loaded into memory before a search (a server keeps it loaded)."""
+        with engine_errors(self):
+            self._client().client.load_collection(self.collection)
+
+    def count(self) -> int:
+        with engine_errors(self):
+            rows = self._client().client.query(self.collection, filter="", output_fields=["count(*)"])
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    # --- reading and writing ---------------------------------------------------------------------------------
+
+    def search(self, qvec: np.ndarray, n: int, doc_ids: list[str] | None = None) -> list[tuple[str, float]]:
+        from llama_index.core.vector_stores.types import (FilterOperator, MetadataFilter, MetadataFilters,
+                                                          VectorStoreQuery)
+
+        filters = None
+        if doc_ids is not None:  # the engine filters on its doc_id column before ranking
+            filters = MetadataFilters(filters=[MetadataFilter(key="doc_id", value=list(doc_ids),
+                                                              operator=FilterOperator.IN)])
+        query = VectorStoreQuery(query_embedding=[float(x) for x in qvec], similarity_top_k=n, filters=filters)
+        with engine_errors(self):
+            result = self._client().query(query)
+        return list(zip(result.ids or [], result.similarities or []))
+
+    def add(self, ids: list[str], vectors: np.ndarray, doc_ids: list[str], batch: int = 2000) -> None:
+        """Insert vectors as llama-index nodes: id = chunk id, ref doc = document id, no text (the
+        chunk text lives in the index folder; storing it twice would be two copies to keep in step)."""
+        from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
+
+        with engine_errors(self):
+            for i in range(0, len(ids), batch):
+                nodes = [TextNode(id_=cid, text="", embedding=vec.tolist(),
+                                  relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=doc)})
+                         for cid, vec, doc in zip(ids[i:i + batch], vectors[i:i + batch], doc_ids[i:i + batch])]
+                self._client().add(nodes)
+
+    def flush(self) -> None:
+        """Persist what was inserted before the generation naming it goes live."""
+        with engine_errors(self):
+            self._client().client.flush(self.collection)
+
+    def delete(self, ids: list[str], batch: int = 2000) -> None:
+        with engine_errors(self):
+            for i in range(0, len(ids), batch):
+                self._client().delete_nodes(node_ids=ids[i:i + batch])
+
+    def get(self, ids: list[str], dim: int, batch: int = 2000) -> np.ndarray:
+        """The stored vectors of ``ids``, in that order (vector reuse at ingest, migration)."""
+        out = np.zeros((len(ids), dim), np.float32)
+        where = {cid: i for i, cid in enumerate(ids)}
+        with engine_errors(self):
+            for i in range(0, len(ids), batch):
+                for node in self._client().get_nodes(node_ids=ids[i:i + batch]):
+                    out[where[node.node_id]] = node.embedding
+        return out
+
+    def drop(self) -> None:
+        with engine_errors(self):
+            if self.exists():
+                self._client().client.drop_collection(self.collection)
+
+    def close(self) -> None:
+        if self._vs is not None:
+            self._vs.client.close()
+            self._vs = None
+
+
+class engine_errors:
+    """Turn what pymilvus raises into one line naming the engine and the fix."""
+
+    def __init__(self, backend: MilvusBackend):
+        self.backend = backend
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if exc is None or isinstance(exc, EngineError):
+            return False
+        if isinstance(exc, ImportError):
+            raise EngineError("the Milvus backend needs its packages — pip install 'ragqa[milvus]'") from None
+        from pymilvus.exceptions import MilvusException
+
+        if isinstance(exc, MilvusException):
+            raise EngineError(explain(exc, self.backend)) from None
+        return False
+
+
+def explain(exc, backend: MilvusBackend) -> str:
+    """One actionable line for a Milvus failure: unreachable, credentials, a busy milvus-lite file."""
+    message, where = str(getattr(exc, "message", exc)), f"milvus at {backend.record['uri']}"
+    low = message.lower()
+    if any(w in low for w in ("auth", "credential", "password", "unauthenticated", "permission denied")) or \
+            getattr(exc, "code", None) in (1800, 16):
+        return (f"{where}: the engine refused the credentials ({message[:100]}) — set {backend.token_env} to "
+                "\"user:password\" or an API key with access to the collection")
+    if "open local milvus failed" in low:
+        return (f"{where}: milvus-lite could not open the file (milvus-lite serves one process at a time: is "
+                "another ragqa ingest/serve using this index?) — stop it, or use a Milvus server")
+    if any(w in low for w in ("fail connecting", "unavailable", "deadline", "illegal connection", "unimplemented",
+                              "timeout")):
+        return (f"{where}: unreachable ({message[:100]}) — start it (docker compose -f "
+                "configs/milvus/docker-compose.yml up -d) or fix the uri (--uri http://HOST:19530)")
+    return f"{where}: {message[:160]} — check the engine's logs and the collection {backend.collection!r}"
+
+
+def new_record(config: IndexConfig, index: str) -> dict:
+    """What the manifest records for a new index on ``config.backend`` (never the token)."""
+    if config.backend == "faiss":
+        return dict(FaissBackend.record)
+    uri = config.uri or "milvus.db"
+    if "://" not in uri and not uri.endswith(".db"):
+        raise ConfigError(f"index.uri={uri!r}: give http://HOST:19530 for a Milvus server, or a file ending in "
+                          ".db for milvus-lite")
+    if "://" not in uri and uri != "milvus.db":
+        uri = str(Path(uri).expanduser().resolve())  # another working directory must find the same file
+    collection = config.collection or "ragqa_" + "".join(c if c.isalnum() else "_" for c in index)
+    return {"kind": "milvus", "uri": uri, "collection": collection, "token_env": config.token_env}
+
+
+def open_backend(record: dict, root: Path, config: IndexConfig | None = None):
+    """The backend a manifest's ``backend`` record names ({} for indexes made before backends: FAISS)."""
+    if not record or record.get("kind") == "faiss":
+        return FaissBackend()
+    if record.get("kind") != "milvus":
+        raise ConfigError(f"index at {root}: unknown vector backend {record.get('kind')!r} — this ragqa knows "
+                          "faiss and milvus; upgrade ragqa")
+    config = config or IndexConfig()
+    return MilvusBackend(record, root, os.environ.get(record.get("token_env") or config.token_env, ""),
+                         config.timeout_s)
