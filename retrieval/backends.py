@@ -54,7 +54,7 @@ class MilvusBackend:
     def __init__(self, record: dict, root: Path, token: str = "", timeout_s: float = 10.0):
         self.record, self.root, self._token, self._timeout = record, root, token, timeout_s
         self.token_env = record.get("token_env", "RAGQA_MILVUS_TOKEN")
-        self._vs = None
+        self._vs = self._mc = None
 
     @property
     def uri(self) -> str:
@@ -71,15 +71,23 @@ class MilvusBackend:
 
     # --- connecting and checking, before anything is written -------------------------------------------------
 
+    def _admin(self):
+        """A bare pymilvus client for checks and housekeeping: llama-index's store would create the
+        collection on construction, and a check must write nothing."""
+        if self._mc is None:
+            with engine_errors(self):
+                from pymilvus import MilvusClient
+
+                self._mc = MilvusClient(uri=self.uri, token=self._token, timeout=self._timeout)
+        return self._mc
+
     def _client(self):
-        """The llama-index vector store (it owns the pymilvus client); created once per backend."""
+        """The llama-index vector store on the existing collection (made once per backend)."""
         if self._vs is None:
             with engine_errors(self):
-                from llama_index.core.vector_stores.types import VectorStoreQueryMode  # noqa: F401 - fail early
                 from llama_index.vector_stores.milvus import MilvusVectorStore
                 from llama_index.vector_stores.milvus.base import IndexManagement
 
-                # NO_VALIDATION: opening must not create an index or a collection; `create` does that
                 self._vs = MilvusVectorStore(uri=self.uri, token=self._token, collection_name=self.collection,
                                              similarity_metric="IP", consistency_level="Strong",
                                              index_management=IndexManagement.NO_VALIDATION,
@@ -88,7 +96,7 @@ class MilvusBackend:
 
     def exists(self) -> bool:
         with engine_errors(self):
-            return self.collection in self._client().client.list_collections()
+            return self.collection in self._admin().list_collections()
 
     def check(self, dim: int, embedder: str, index: str, new: bool) -> None:
         """Refuse a collection that holds other vectors: another size, another embedder, or (for a new
@@ -100,7 +108,7 @@ class MilvusBackend:
                               f"are gone; rebuild: ragqa index remove --index {index} -y, then ragqa ingest PATH "
                               f"--index {index} --backend milvus")
         with engine_errors(self):
-            info = self._client().client.describe_collection(self.collection)
+            info = self._admin().describe_collection(self.collection)
         have = next((f["params"].get("dim") for f in info["fields"] if f["name"] == "embedding"), None)
         props = info.get("properties", {})
         if have is not None and int(have) != dim:
@@ -118,7 +126,6 @@ class MilvusBackend:
         """Make the collection (FLAT on milvus-lite, AUTOINDEX on a server) if it is not there."""
         if self.exists():
             return
-        self._vs = None
         with engine_errors(self):
             from llama_index.vector_stores.milvus import MilvusVectorStore
 
@@ -132,11 +139,11 @@ class MilvusBackend:
     def load(self) -> None:
         """A collection must be loaded into memory before a search (a server keeps it loaded)."""
         with engine_errors(self):
-            self._client().client.load_collection(self.collection)
+            self._admin().load_collection(self.collection)
 
     def count(self) -> int:
         with engine_errors(self):
-            rows = self._client().client.query(self.collection, filter="", output_fields=["count(*)"])
+            rows = self._admin().query(self.collection, filter="", output_fields=["count(*)"])
         return int(rows[0]["count(*)"]) if rows else 0
 
     # --- reading and writing ---------------------------------------------------------------------------------
@@ -169,7 +176,7 @@ class MilvusBackend:
     def flush(self) -> None:
         """Persist what was inserted before the generation naming it goes live."""
         with engine_errors(self):
-            self._client().client.flush(self.collection)
+            self._admin().flush(self.collection)
 
     def delete(self, ids: list[str], batch: int = 2000) -> None:
         with engine_errors(self):
@@ -189,12 +196,14 @@ class MilvusBackend:
     def drop(self) -> None:
         with engine_errors(self):
             if self.exists():
-                self._client().client.drop_collection(self.collection)
+                self._admin().drop_collection(self.collection)
 
     def close(self) -> None:
-        if self._vs is not None:
-            self._vs.client.close()
-            self._vs = None
+        """Let go of the engine (a milvus-lite file serves one process at a time)."""
+        for client in (self._vs.client if self._vs else None, self._mc):
+            if client is not None:
+                client.close()
+        self._vs = self._mc = None
 
 
 class engine_errors:

@@ -251,6 +251,7 @@ class IndexStore:
         """Insert the new vectors, flip, then delete the vectors no generation names. A crash at any
         point leaves strays the journal names (invisible to search) and the next commit deletes."""
         journal, live = self.root / JOURNAL, set(self.row_of)
+        self.backend.create(self.manifest.dim, self.manifest.embedder, self.manifest.name)  # a new index's collection
         strays = set(json.loads(journal.read_text())) - self.base_ids if journal.exists() else set()
         if strays:  # before inserting: an id re-added now must not end up in the engine twice
             self.backend.delete(sorted(strays))
