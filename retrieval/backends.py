@@ -11,6 +11,7 @@ same text and, with the index's one embedder, the same vector.
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 from typing import Protocol
 
@@ -19,7 +20,9 @@ import numpy as np
 from ragqa.config import IndexConfig
 from ragqa.errors import ConfigError, EngineError
 
-META_EMBEDDER, META_INDEX = "ragqa.embedder", "ragqa.index"  # collection properties: whose vectors these are
+# collection properties: whose vectors these are (the index's name plus a random tag, so two ragqa installs with
+# an index of the same name never take each other's collection for their own)
+META_EMBEDDER, META_INDEX = "ragqa.embedder", "ragqa.index"
 
 
 class VectorBackend(Protocol):
@@ -98,9 +101,13 @@ class MilvusBackend:
         with engine_errors(self):
             return self.collection in self._admin().list_collections()
 
+    @property
+    def owner(self) -> str:
+        return self.record.get("owner", "")
+
     def check(self, dim: int, embedder: str, index: str, new: bool) -> None:
-        """Refuse a collection that holds other vectors: another size, another embedder, or (for a new
-        index) anybody's vectors at all. Writes nothing."""
+        """Refuse a collection that holds other vectors: another size, another embedder, another index's.
+        Writes nothing."""
         if not self.exists():
             if new:
                 return
@@ -117,12 +124,13 @@ class MilvusBackend:
         if props.get(META_EMBEDDER, embedder) != embedder:
             raise EngineError(f"{self.describe()} holds vectors of embedder {props[META_EMBEDDER]!r}, not "
                               f"{embedder!r} — use another collection (--collection NAME) or that embedder")
-        if new and props.get(META_INDEX) != index and self.count():
-            raise EngineError(f"{self.describe()} already holds {self.count()} vectors of another index "
+        mine = props.get(META_INDEX) == self.owner
+        if (new and not mine and self.count()) or (not new and props.get(META_INDEX, self.owner) != self.owner):
+            raise EngineError(f"{self.describe()} holds the vectors of another index "
                               f"({props.get(META_INDEX) or 'not made by ragqa'}) — use another collection: "
                               "--collection NAME")
 
-    def create(self, dim: int, embedder: str, index: str) -> None:
+    def create(self, dim: int, embedder: str) -> None:
         """Make the collection (FLAT on milvus-lite, AUTOINDEX on a server) if it is not there."""
         if self.exists():
             return
@@ -133,7 +141,7 @@ class MilvusBackend:
             self._vs = MilvusVectorStore(uri=self.uri, token=self._token, collection_name=self.collection, dim=dim,
                                          similarity_metric="IP", consistency_level="Strong",
                                          index_config={"index_type": "FLAT" if lite else "AUTOINDEX"},
-                                         collection_properties={META_EMBEDDER: embedder, META_INDEX: index},
+                                         collection_properties={META_EMBEDDER: embedder, META_INDEX: self.owner},
                                          use_async_client=False, timeout=self._timeout)
 
     def load(self) -> None:
@@ -256,7 +264,12 @@ def new_record(config: IndexConfig, index: str) -> dict:
     if "://" not in uri and uri != "milvus.db":
         uri = str(Path(uri).expanduser().resolve())  # another working directory must find the same file
     collection = config.collection or "ragqa_" + "".join(c if c.isalnum() else "_" for c in index)
-    return {"kind": "milvus", "uri": uri, "collection": collection, "token_env": config.token_env}
+    return {"kind": "milvus", "uri": uri, "collection": collection, "token_env": config.token_env,
+            "owner": f"{index}-{secrets.token_hex(4)}"}
+
+
+def same_place(a: dict, b: dict) -> bool:
+    return all(a.get(k) == b.get(k) for k in ("kind", "uri", "collection"))
 
 
 def open_backend(record: dict, root: Path, config: IndexConfig | None = None):

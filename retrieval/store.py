@@ -165,8 +165,12 @@ class IndexStore:
               config=None) -> "IndexStore":
         """A new index; ``backend`` is its ``retrieval.backends.new_record`` (default FAISS). An engine is
         checked here (reachable, credentials, no foreign vectors in the collection), before any write."""
+        from retrieval.backends import same_place
         from retrieval.lexical import ANALYSER
 
+        left = read_journal(index_path(name)).get("backend", {})
+        if backend and same_place(left, backend):  # the first ingest into this collection was interrupted: its vectors
+            backend = left                        # are ours, named by the journal, and go at the first commit
         manifest = Manifest(name=validate_name(name), embedder=embedder_id, dim=dim, chunking=chunking,
                             lexical=ANALYSER, backend=backend or {})
         store = open_backend(manifest.backend, index_path(name), config)
@@ -251,12 +255,13 @@ class IndexStore:
         """Insert the new vectors, flip, then delete the vectors no generation names. A crash at any
         point leaves strays the journal names (invisible to search) and the next commit deletes."""
         journal, live = self.root / JOURNAL, set(self.row_of)
-        self.backend.create(self.manifest.dim, self.manifest.embedder, self.manifest.name)  # a new index's collection
-        strays = set(json.loads(journal.read_text())) - self.base_ids if journal.exists() else set()
+        self.backend.create(self.manifest.dim, self.manifest.embedder)  # a new index's collection
+        strays = set(read_journal(self.root).get("ids", [])) - self.base_ids
         if strays:  # before inserting: an id re-added now must not end up in the engine twice
             self.backend.delete(sorted(strays))
         gone = self.base_ids - live
-        _atomic.write_bytes(journal, json.dumps(sorted(set(self.pending) | gone)).encode())
+        _atomic.write_bytes(journal, json.dumps({"backend": self.manifest.backend,
+                                                 "ids": sorted(set(self.pending) | gone)}).encode())
         if self.pending:
             ids = list(self.pending)
             self.backend.add(ids, np.stack([self.pending[i] for i in ids]),
@@ -401,11 +406,35 @@ def remove_index(name: str) -> None:
     shutil.rmtree(root)
 
 
+def read_journal(root: Path) -> dict:
+    """What an engine-backed index's last commit was doing: {} when it finished."""
+    path = root / JOURNAL
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def read_manifest(name: str) -> Manifest:
     """The live manifest alone, without connecting to an engine (``ragqa index list``)."""
     root = index_path(name)
+    if not (root / "CURRENT").exists():
+        raise IndexNotFound(f"index {name!r} not found in {indexes_dir()} — see: ragqa index list")
     gen = root / (root / "CURRENT").read_text().strip()
     return Manifest(**json.loads((gen / "manifest.json").read_text(encoding="utf-8")))
+
+
+def check_backend_choice(name: str, config) -> None:
+    """``--backend``/``--uri``/``--collection`` name where a new index lives; for an existing index that
+    lives elsewhere they are a mistake, not a move."""
+    from retrieval.backends import new_record, same_place
+
+    if not (index_path(name) / "CURRENT").exists():
+        return
+    have = read_manifest(name).backend or {"kind": "faiss"}
+    want = new_record(config, name)
+    if have.get("kind") != want["kind"] or (want["kind"] != "faiss" and not same_place(have, want)):
+        where = have.get("kind") if have.get("kind") == "faiss" else f"{have['kind']} {have['uri']} {have['collection']}"
+        raise ConfigError(f"index {name!r} keeps its vectors in {where}; --backend, --uri and --collection choose "
+                          f"where a new index lives — move this one with: ragqa index migrate --index {name} "
+                          f"--to milvus --uri URI, or ingest into a new index")
 
 
 def remove_document(name: str, doc: str) -> None:
