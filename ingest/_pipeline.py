@@ -75,7 +75,7 @@ def ingest(paths: list[str | Path], index: str = "default", config: Config | Non
     report = IngestReport(index)
     files, report.skipped = _readers.discover([Path(p) for p in paths], config.ingest.max_file_mb * 1e6)
     embedder = embedder or load_embedder(config.embedder)
-    created = not index_path(index).exists()
+    created, store = not index_path(index).exists(), None
     try:
         with WriteLock(index):
             store = _open_or_create(index, embedder, config)
@@ -85,6 +85,9 @@ def ingest(paths: list[str | Path], index: str = "default", config: Config | Non
         if created and not (index_path(index) / "CURRENT").exists():  # a refused engine leaves no folder behind
             shutil.rmtree(index_path(index), ignore_errors=True)
         raise
+    finally:
+        if store is not None:  # let go: a milvus-lite file serves one process at a time
+            store.close()
     report.chunks_total = len(store.chunks)
     return report
 

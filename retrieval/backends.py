@@ -74,6 +74,10 @@ class MilvusBackend:
 
     # --- connecting and checking, before anything is written -------------------------------------------------
 
+    @property
+    def lite(self) -> bool:
+        return "://" not in self.uri
+
     def _admin(self):
         """A bare pymilvus client for checks and housekeeping: llama-index's store would create the
         collection on construction, and a check must write nothing."""
@@ -82,10 +86,13 @@ class MilvusBackend:
                 from pymilvus import MilvusClient
 
                 self._mc = MilvusClient(uri=self.uri, token=self._token, timeout=self._timeout)
+                if self.lite:
+                    _LITE_USERS[self.uri] = _LITE_USERS.get(self.uri, 0) + 1
         return self._mc
 
     def _client(self):
         """The llama-index vector store on the existing collection (made once per backend)."""
+        self._admin()  # counts this backend among the file's users
         if self._vs is None:
             with engine_errors(self):
                 from llama_index.vector_stores.milvus import MilvusVectorStore
@@ -116,7 +123,7 @@ class MilvusBackend:
                               f"--index {index} --backend milvus")
         with engine_errors(self):
             info = self._admin().describe_collection(self.collection)
-        have = next((f["params"].get("dim") for f in info["fields"] if f["name"] == "embedding"), None)
+        have = next((f["params"]["dim"] for f in info["fields"] if "dim" in f.get("params", {})), None)
         props = info.get("properties", {})
         if have is not None and int(have) != dim:
             raise EngineError(f"{self.describe()} holds {have}-dimensional vectors but index {index!r} needs {dim} "
@@ -137,10 +144,10 @@ class MilvusBackend:
         with engine_errors(self):
             from llama_index.vector_stores.milvus import MilvusVectorStore
 
-            lite = "://" not in self.uri
+            self._admin()
             self._vs = MilvusVectorStore(uri=self.uri, token=self._token, collection_name=self.collection, dim=dim,
                                          similarity_metric="IP", consistency_level="Strong",
-                                         index_config={"index_type": "FLAT" if lite else "AUTOINDEX"},
+                                         index_config={"index_type": "FLAT" if self.lite else "AUTOINDEX"},
                                          collection_properties={META_EMBEDDER: embedder, META_INDEX: self.owner},
                                          use_async_client=False, timeout=self._timeout)
 
@@ -207,11 +214,23 @@ class MilvusBackend:
                 self._admin().drop_collection(self.collection)
 
     def close(self) -> None:
-        """Let go of the engine (a milvus-lite file serves one process at a time)."""
+        """Let go of the engine. A milvus-lite file serves one process at a time and pymilvus keeps its
+        in-process server until exit, so the last backend of this process using the file stops it."""
+        if self._mc is None:
+            return
         for client in (self._vs.client if self._vs else None, self._mc):
             if client is not None:
                 client.close()
         self._vs = self._mc = None
+        if self.lite:
+            _LITE_USERS[self.uri] -= 1
+            if not _LITE_USERS[self.uri]:
+                from milvus_lite.server_manager import server_manager_instance
+
+                server_manager_instance.release_server(self.uri)
+
+
+_LITE_USERS: dict[str, int] = {}  # milvus-lite file -> backends of this process using it
 
 
 class engine_errors:

@@ -110,6 +110,11 @@ class IndexStore:
     def on_engine(self) -> bool:
         return not isinstance(self.backend, FaissBackend)
 
+    def close(self) -> None:
+        """Let go of the engine, if any (a milvus-lite file serves one process at a time)."""
+        if self.on_engine:
+            self.backend.close()
+
     @property
     def name(self) -> str:
         return self.manifest.name
