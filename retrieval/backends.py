@@ -1,6 +1,7 @@
 """Where an index's vectors live: FAISS files inside each generation (default), or a vector engine
 reached through llama-index's vector-store integrations (Milvus: a server, a cluster or a
-milvus-lite file).
+milvus-lite file; milvus-lite 3 is a Python implementation of the Milvus gRPC service over
+faiss, so the client code that tests and CI run is the code that talks to a server).
 
 Either way the generation folder stays the source of truth for the manifest, the chunks and the
 page texts, so citations, BM25 and ``--doc`` scoping work the same on both. A backend only stores
@@ -138,7 +139,8 @@ class MilvusBackend:
                               "--collection NAME")
 
     def create(self, dim: int, embedder: str) -> None:
-        """Make the collection (FLAT on milvus-lite, AUTOINDEX on a server) if it is not there."""
+        """Make the collection if it is not there: AUTOINDEX lets the engine choose (HNSW on a server and,
+        through faiss, on milvus-lite)."""
         if self.exists():
             return
         with engine_errors(self):
@@ -147,7 +149,7 @@ class MilvusBackend:
             self._admin()
             self._vs = MilvusVectorStore(uri=self.uri, token=self._token, collection_name=self.collection, dim=dim,
                                          similarity_metric="IP", consistency_level="Strong",
-                                         index_config={"index_type": "FLAT" if self.lite else "AUTOINDEX"},
+                                         index_config={"index_type": "AUTOINDEX"},
                                          collection_properties={META_EMBEDDER: embedder, META_INDEX: self.owner},
                                          use_async_client=False, timeout=self._timeout)
 
