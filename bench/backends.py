@@ -8,7 +8,8 @@ noise, as in bench/query_latency.py; the seeds are the ARAGOG papers' chunks) is
   - step: one more commit adding ``--step`` chunks (one ingest step of ~100 papers) to that index;
   - query p50/p95 (dense search alone, the query vector given; embedding it costs the same on both)
     and recall@10 against exact NumPy search, over 50 real query embeddings.
-The Milvus rows use milvus-lite (a file) unless ``--milvus-uri http://HOST:19530`` names a server.
+The Milvus rows use milvus-lite (a file) unless ``--milvus-uri http://HOST:19530`` names a server;
+the same collection is searched at each ``--ef`` (HNSW breadth, ``index.ef``).
 Prints a table, writes bench/results/backends.json.
 """
 from __future__ import annotations
@@ -52,8 +53,17 @@ def synthetic_add(x: np.ndarray, start: int) -> list:
     return add
 
 
+def time_search(store, queries: np.ndarray, exact: np.ndarray) -> dict:
+    ms, found = [], []
+    for q in queries:
+        t = time.perf_counter()
+        found.append([r for r, _ in store.dense_search(q[None, :], 10)])
+        ms.append(1000 * (time.perf_counter() - t))
+    return {**percentiles(ms), "recall@10": float(np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact)]))}
+
+
 def run_backend(kind: str, x: np.ndarray, extra: np.ndarray, queries: np.ndarray, exact: np.ndarray,
-                uri: str) -> dict:
+                uri: str, efs: list[int]) -> list[dict]:
     from ragqa.config import IndexConfig
     from retrieval.backends import new_record
     from retrieval.store import IndexStore, remove_index
@@ -74,17 +84,17 @@ def run_backend(kind: str, x: np.ndarray, extra: np.ndarray, queries: np.ndarray
     store = IndexStore.open(name)
     store.dense_search(queries[:1], 10)  # first search: a collection loads (and builds its index) lazily
     opened = time.perf_counter() - t
-    ms, found = [], []
-    for q in queries:
-        t = time.perf_counter()
-        found.append([r for r, _ in store.dense_search(q[None, :], 10)])
-        ms.append(1000 * (time.perf_counter() - t))
-    recall = float(np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact)]))
     what = type(store.faiss).__name__ if kind == "faiss" else ("milvus-lite" if "://" not in uri else "milvus server")
+    row = {"chunks": len(x), "backend": f"{kind} ({what})", "bulk_chunks_per_s": len(x) / bulk,
+           f"step_{len(extra)}_s": step, "open_s": opened}
+    rows = []
+    for ef in efs if kind == "milvus" else [None]:  # the same collection searched at each HNSW breadth
+        if ef:
+            store.backend.ef = ef
+        rows.append({**row, "ef": ef or "", **time_search(store, queries, exact)})
     store.close()
     remove_index(name)
-    return {"chunks": len(x), "backend": f"{kind} ({what})", "bulk_chunks_per_s": len(x) / bulk,
-            f"step_{len(extra)}_s": step, "open_s": opened, **percentiles(ms), "recall@10": recall}
+    return rows
 
 
 def main() -> None:
@@ -95,6 +105,7 @@ def main() -> None:
     ap.add_argument("--step", type=int, default=4000, help="chunks added by the incremental commit (~100 papers)")
     ap.add_argument("--backends", default="faiss,milvus")
     ap.add_argument("--milvus-uri", default="", help="http://HOST:19530 for a server (default: a milvus-lite file)")
+    ap.add_argument("--ef", default="64,128,256", help="Milvus HNSW search breadths to measure (index.ef)")
     args = ap.parse_args()
     home = Path(tempfile.mkdtemp(prefix="ragqa-bench-backends-"))
     os.environ["RAGQA_HOME"] = str(home)
@@ -110,7 +121,7 @@ def main() -> None:
         exact = np.argsort(-(queries @ np.concatenate([x, extra]).T), axis=1)[:, :10]
         for kind in args.backends.split(","):
             uri = args.milvus_uri or str(home / f"bench-{n}.db")
-            rows.append(run_backend(kind, x, extra, queries, exact, uri))
+            rows += run_backend(kind, x, extra, queries, exact, uri, [int(e) for e in args.ef.split(",")])
             print(rows[-1], flush=True)
     table(rows)
     write_result("backends", {"base_vectors": len(base), "queries": len(QUERIES), "rows": rows,

@@ -155,6 +155,9 @@ class IndexConfig:
     token_env: str = "RAGQA_MILVUS_TOKEN"  # environment variable holding "user:password" or an API key (never stored)
     collection: str = ""  # engine collection; "" = ragqa_<index name>
     timeout_s: float = 10.0  # seconds to wait for the engine before naming it unreachable
+    # milvus HNSW: candidates explored per search, at least the results asked for; more = better recall@10,
+    # slower (bench/backends.py)
+    ef: int = 128
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
@@ -167,6 +170,8 @@ class IndexConfig:
                               "starting with a letter")
         if self.timeout_s <= 0:
             raise ConfigError(f"index.timeout_s={self.timeout_s}: must be > 0")
+        if not 1 <= self.ef <= 32768:
+            raise ConfigError(f"index.ef={self.ef}: between 1 and 32768 (Milvus' limit)")
 
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8", "nf4")

@@ -55,8 +55,8 @@ class MilvusBackend:
 
     kind = "milvus"
 
-    def __init__(self, record: dict, root: Path, token: str = "", timeout_s: float = 10.0):
-        self.record, self.root, self._token, self._timeout = record, root, token, timeout_s
+    def __init__(self, record: dict, root: Path, token: str = "", timeout_s: float = 10.0, ef: int = 128):
+        self.record, self.root, self._token, self._timeout, self.ef = record, root, token, timeout_s, ef
         self.token_env = record.get("token_env", "RAGQA_MILVUS_TOKEN")
         self._vs = self._mc = None
 
@@ -139,8 +139,8 @@ class MilvusBackend:
                               "--collection NAME")
 
     def create(self, dim: int, embedder: str) -> None:
-        """Make the collection if it is not there: AUTOINDEX lets the engine choose (HNSW on a server and,
-        through faiss, on milvus-lite)."""
+        """Make the collection if it is not there, with an HNSW index (a server's own, faiss's on
+        milvus-lite): named rather than AUTOINDEX so that ``ef`` means the same on both."""
         if self.exists():
             return
         with engine_errors(self):
@@ -149,7 +149,7 @@ class MilvusBackend:
             self._admin()
             self._vs = MilvusVectorStore(uri=self.uri, token=self._token, collection_name=self.collection, dim=dim,
                                          similarity_metric="IP", consistency_level="Strong",
-                                         index_config={"index_type": "AUTOINDEX"},
+                                         index_config={"index_type": "HNSW", "M": 16, "efConstruction": 200},
                                          collection_properties={META_EMBEDDER: embedder, META_INDEX: self.owner},
                                          use_async_client=False, timeout=self._timeout)
 
@@ -175,7 +175,8 @@ class MilvusBackend:
                                                               operator=FilterOperator.IN)])
         query = VectorStoreQuery(query_embedding=[float(x) for x in qvec], similarity_top_k=n, filters=filters)
         with engine_errors(self):
-            result = self._client().query(query)
+            # HNSW explores ``ef`` candidates, and a server refuses an ef below the number asked for
+            result = self._client().query(query, milvus_search_config={"params": {"ef": max(self.ef, n)}})
         return list(zip(result.ids or [], result.similarities or []))
 
     def add(self, ids: list[str], vectors: np.ndarray, doc_ids: list[str], batch: int = 2000) -> None:
@@ -302,4 +303,4 @@ def open_backend(record: dict, root: Path, config: IndexConfig | None = None):
                           "faiss and milvus; upgrade ragqa")
     config = config or IndexConfig()
     return MilvusBackend(record, root, os.environ.get(record.get("token_env") or config.token_env, ""),
-                         config.timeout_s)
+                         config.timeout_s, config.ef)

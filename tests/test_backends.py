@@ -275,3 +275,20 @@ def test_removing_an_engine_index_drops_its_collection(corpus, word_embedder, mi
     client = MilvusClient(str(db))
     assert "ragqa_r" not in client.list_collections()
     client.close()
+
+
+def test_the_commands_work_the_same_on_an_engine_index(corpus, milvus_lite, monkeypatch):
+    from ragqa.cli import app
+
+    monkeypatch.setattr("retrieval.embed.load_embedder", lambda config=None: WordEmbedder())
+    runner = CliRunner()
+    result = runner.invoke(app, ["ingest", "-q", str(corpus), "--index", "lab", "--backend", "milvus"])
+    assert result.exit_code == 0 and "4 added" in result.output, result.output
+    result = runner.invoke(app, ["search", "masked language modelling", "--index", "lab", "--doc", "gpt.md", "-k", "3"])
+    assert result.exit_code == 0 and "gpt.md" in result.output and "bert.md" not in result.output
+    assert "milvus" in runner.invoke(app, ["index", "list"]).output
+    assert "collection ragqa_lab" in runner.invoke(app, ["index", "stats", "--index", "lab"]).output
+    result = runner.invoke(app, ["ingest", "-q", str(corpus), "--index", "lab", "--backend", "faiss"])
+    assert result.exit_code == 1 and "ragqa index migrate" in result.output
+    result = runner.invoke(app, ["index", "remove", "--index", "lab", "--doc", "bert.md", "-y"])
+    assert result.exit_code == 0 and len(IndexStore.open("lab").chunks) == 3
