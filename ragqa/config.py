@@ -157,7 +157,7 @@ class IndexConfig:
     timeout_s: float = 10.0  # seconds to wait for the engine before naming it unreachable
     # milvus HNSW: candidates explored per search, at least the results asked for; more = better recall@10,
     # slower (bench/backends.py)
-    ef: int = 128
+    ef: int = 256
 
     def __post_init__(self):
         if self.backend not in BACKENDS:

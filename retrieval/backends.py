@@ -55,7 +55,7 @@ class MilvusBackend:
 
     kind = "milvus"
 
-    def __init__(self, record: dict, root: Path, token: str = "", timeout_s: float = 10.0, ef: int = 128):
+    def __init__(self, record: dict, root: Path, token: str = "", timeout_s: float = 10.0, ef: int = 256):
         self.record, self.root, self._token, self._timeout, self.ef = record, root, token, timeout_s, ef
         self.token_env = record.get("token_env", "RAGQA_MILVUS_TOKEN")
         self._vs = self._mc = None

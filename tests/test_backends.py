@@ -239,7 +239,7 @@ def test_a_collection_holding_other_vectors_is_refused(tmp_path, corpus, word_em
     client.close()
 
 
-def test_refused_credentials_get_one_line_naming_the_variable():
+def test_refused_credentials_get_one_line_naming_the_variable(milvus_lite):
     """What a Milvus server with authentication answers a wrong token with (milvus-lite has no users)."""
     from pymilvus.exceptions import MilvusException
 
