@@ -5,6 +5,7 @@ import errno
 import hashlib
 import logging
 import os
+import shutil
 import stat
 import time
 from dataclasses import dataclass, field
@@ -16,8 +17,9 @@ from tqdm.auto import tqdm
 from ingest import _clean, _readers
 from ingest._chunk import chunk_document, embed_text
 from ragqa.config import Config
-from ragqa.errors import IndexNotFound, PartlyIngested, SkippedFile, printable
-from retrieval.store import IndexStore, WriteLock, check_same_model, embedder_probe
+from ragqa.errors import EngineError, IndexNotFound, PartlyIngested, SkippedFile, printable
+from retrieval.backends import new_record
+from retrieval.store import IndexStore, WriteLock, check_same_model, embedder_probe, index_path
 
 log = logging.getLogger("ragqa.ingest")
 
@@ -73,10 +75,19 @@ def ingest(paths: list[str | Path], index: str = "default", config: Config | Non
     report = IngestReport(index)
     files, report.skipped = _readers.discover([Path(p) for p in paths], config.ingest.max_file_mb * 1e6)
     embedder = embedder or load_embedder(config.embedder)
-    with WriteLock(index):
-        store = _open_or_create(index, embedder, config)
-        plan = _plan(store, files, report)
-        store = _ingest_in_steps(store, plan, config, embedder, report, progress, before_flip)
+    created, store = not index_path(index).exists(), None
+    try:
+        with WriteLock(index):
+            store = _open_or_create(index, embedder, config)
+            plan = _plan(store, files, report)
+            store = _ingest_in_steps(store, plan, config, embedder, report, progress, before_flip)
+    except EngineError:
+        if created and not (index_path(index) / "CURRENT").exists():  # a refused engine leaves no folder behind
+            shutil.rmtree(index_path(index), ignore_errors=True)
+        raise
+    finally:
+        if store is not None:  # let go: a milvus-lite file serves one process at a time
+            store.close()
     report.chunks_total = len(store.chunks)
     return report
 
@@ -107,13 +118,15 @@ def _add_seconds(report: IngestReport, **seconds: float) -> None:
 
 
 def _open_or_create(index: str, embedder, config: Config) -> IndexStore:
+    """The live index, or a new one on ``config.index.backend`` (an existing index keeps its own)."""
     try:
-        return IndexStore.open(index, embedder_id=embedder.id)
+        return IndexStore.open(index, embedder_id=embedder.id, config=config.index)
     except IndexNotFound:
         chunking = {"chunk_tokens": min(config.ingest.chunk_tokens, embedder.max_tokens),
                     "overlap_tokens": config.ingest.overlap_tokens, "pdf_parser": config.ingest.pdf_parser,
                     "embedded_text": "title — section, newline, chunk"}
-        return IndexStore.empty(index, embedder.id, embedder.dim, chunking)
+        return IndexStore.empty(index, embedder.id, embedder.dim, chunking, new_record(config.index, index),
+                                config.index)
 
 
 def file_sha256(path: Path) -> str:
@@ -280,9 +293,12 @@ def _vectors(store: IndexStore, embedder, texts: list[str], progress: bool) -> t
     todo = list(dict.fromkeys(t for t in texts if t not in known))
     fresh = _embed(embedder, todo, progress)
     where = {t: i for i, t in enumerate(todo)}
+    # one batched read of the reused vectors (on an engine, one round trip per 2,000 instead of one each)
+    reuse = list(dict.fromkeys(known[t] for t in texts if t in known))
+    stored = dict(zip(reuse, store.vectors_of(reuse))) if reuse else {}
     vectors = np.empty((len(texts), embedder.dim), np.float32)
     for i, text in enumerate(texts):
-        vectors[i] = store.vectors[known[text]] if text in known else fresh[where[text]]
+        vectors[i] = stored[known[text]] if text in known else fresh[where[text]]
     return vectors, len(todo)
 
 

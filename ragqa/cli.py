@@ -21,11 +21,15 @@ from ragqa.errors import RagqaError, printable
 _NO_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0/C1 controls but tab and newline
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Ask questions about your research papers and technical blog posts, locally.")
-index_app = typer.Typer(no_args_is_help=True, help="List, inspect and remove indexes.")
+index_app = typer.Typer(no_args_is_help=True, help="List, inspect, migrate and remove indexes.")
 app.add_typer(index_app, name="index")
 out, err = Console(), Console(stderr=True)
 
 IndexOpt = typer.Option("default", "--index", "-i", help="Index name (a folder under $RAGQA_HOME/indexes).")
+BackendOpt = typer.Option(None, "--backend", help="Where a new index keeps its vectors: faiss (default) or milvus.")
+UriOpt = typer.Option(None, "--uri", help="Milvus: http://HOST:19530, or a milvus-lite .db file "
+                      "(default: milvus.db in the index folder). Token: $RAGQA_MILVUS_TOKEN.")
+CollectionOpt = typer.Option(None, "--collection", help="Milvus collection (default: ragqa_INDEX).")
 ConfigOpt = typer.Option(None, "--config", "-c", help="TOML config file (default: $RAGQA_HOME/ragqa.toml).")
 
 
@@ -70,15 +74,21 @@ def ingest(paths: List[Path] = typer.Argument(..., help="PDF/Markdown/HTML/text 
            index: str = IndexOpt, config: Optional[Path] = ConfigOpt,
            pdf_parser: Optional[str] = typer.Option(None, help="'pypdfium2' (default) or 'pypdf'."),
            embedder: Optional[str] = typer.Option(None, help="sentence-transformers name or path."),
+           backend: Optional[str] = BackendOpt, uri: Optional[str] = UriOpt, collection: Optional[str] = CollectionOpt,
            quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars.")):
     """Add papers and blog posts to an index (unchanged files are skipped).
 
     Example: ragqa ingest ~/papers notes/blog.md --index papers
+    On a Milvus server: ragqa ingest ~/papers --index lab --backend milvus --uri http://HOST:19530
     """
     from ingest import ingest as run_ingest
     from ragqa.config import load_config
+    from retrieval.store import check_backend_choice
 
-    cfg = load_config(config, ingest={"pdf_parser": pdf_parser}, embedder={"model": embedder})
+    cfg = load_config(config, ingest={"pdf_parser": pdf_parser}, embedder={"model": embedder},
+                      index={"backend": backend, "uri": uri, "collection": collection})
+    if backend or uri or collection:  # flags choose where a new index lives; an existing one stays put
+        check_backend_choice(index, cfg.index)
     report = run_ingest(paths, index=index, config=cfg, progress=not quiet)
     for problem in report.skipped:
         err.print(_plain(("skipped", "yellow"), f" {problem}"), soft_wrap=True)
@@ -131,13 +141,13 @@ def search(query: str = typer.Argument(..., help="What to look for."),
 @friendly
 def index_list():
     """List the indexes under $RAGQA_HOME/indexes."""
-    from retrieval.store import IndexStore, list_indexes
+    from retrieval.store import list_indexes, read_manifest
 
-    table = Table("index", "documents", "chunks", "embedder")
+    table = Table("index", "documents", "chunks", "embedder", "vectors")
     for name in list_indexes():
-        m = IndexStore.open(name).manifest
+        m = read_manifest(name)  # no engine is contacted: the list shows even when one is down
         table.add_row(name, str(len(m.docs)), str(sum(len(d["chunk_ids"]) for d in m.docs.values())),
-                      _plain(m.embedder))
+                      _plain(m.embedder), _plain(m.backend.get("kind", "faiss")))
     out.print(table)
 
 
@@ -149,8 +159,9 @@ def index_stats(index: str = IndexOpt):
 
     store = IndexStore.open(index)
     m = store.manifest
+    where = f"faiss {m.faiss}" if not store.on_engine else store.backend.describe()
     out.print(_plain(f"index {index}: {len(m.docs)} documents, {len(store.chunks)} chunks, embedder {m.embedder} "
-                     f"(dim {m.dim}), faiss {m.faiss}, chunking {m.chunking}"), soft_wrap=True)
+                     f"(dim {m.dim}), {where}, chunking {m.chunking}"), soft_wrap=True)
     table = Table("doc id", "title", "kind", "pages", "chunks", "file(s)")
     for doc_id, d in sorted(m.docs.items(), key=lambda kv: kv[1]["title"].lower()):
         table.add_row(doc_id, _plain(d["title"][:60]), d["kind"], str(d["pages"]), str(len(d["chunk_ids"])),
@@ -179,6 +190,25 @@ def index_remove(index: str = IndexOpt,
         raise typer.Exit(1)
     remove_document(index, doc) if doc else remove_index(index)
     out.print(_plain(f"removed {what}"))
+
+
+@index_app.command("migrate")
+@friendly
+def index_migrate(index: str = IndexOpt,
+                  to: str = typer.Option(..., "--to", help="Engine to move the vectors to: milvus."),
+                  uri: Optional[str] = UriOpt, collection: Optional[str] = CollectionOpt,
+                  config: Optional[Path] = ConfigOpt):
+    """Move a FAISS index's vectors into a vector engine (no re-embedding); every command then uses it.
+
+    Example: ragqa index migrate --index papers --to milvus --uri http://HOST:19530
+    """
+    from ragqa.config import load_config
+    from retrieval.migrate import migrate_index
+
+    cfg = load_config(config, index={"backend": to, "uri": uri, "collection": collection})
+    r = migrate_index(index, cfg.index)
+    out.print(_plain(f"index {index}: {r['chunks']} vectors copied to {r['to']} ({r['in_engine']} in the collection, "
+                     f"{r['seconds']:.1f} s), nothing re-embedded"), soft_wrap=True)
 
 
 ModelOpt = typer.Option(None, "--model", "-m", help="HF id, local folder, .gguf file, or the served name with --base-url.")

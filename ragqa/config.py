@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +138,40 @@ class RetrievalConfig:
             raise ConfigError(f"retrieval.mode={self.mode!r}: use 'hybrid', 'dense' or 'bm25'")
         if self.k < 1:
             raise ConfigError(f"retrieval.k={self.k}: must be >= 1")
+
+
+BACKENDS = ("faiss", "milvus")
+
+
+@dataclass
+class IndexConfig:
+    """Where a new index keeps its vectors; chosen at creation and recorded in its manifest
+    (an existing index always uses what its manifest says)."""
+
+    backend: str = "faiss"  # 'faiss' (files next to the chunks, default) or 'milvus' (an engine, through llama-index)
+    # milvus: "http://host:19530" (a server or cluster) or a local .db file (milvus-lite, one process at a
+    # time); "" = milvus.db inside the index folder
+    uri: str = ""
+    token_env: str = "RAGQA_MILVUS_TOKEN"  # environment variable holding "user:password" or an API key (never stored)
+    collection: str = ""  # engine collection; "" = ragqa_<index name>
+    timeout_s: float = 10.0  # seconds to wait for the engine before naming it unreachable
+    # milvus HNSW: candidates explored per search, at least the results asked for; more = better recall@10,
+    # slower (bench/backends.py)
+    ef: int = 256
+
+    def __post_init__(self):
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"index.backend={self.backend!r}: use 'faiss' or 'milvus'")
+        if self.backend == "faiss" and (self.uri or self.collection):
+            raise ConfigError("index.uri and index.collection are for an engine: add --backend milvus "
+                              "(or backend = \"milvus\" under [index])")
+        if self.collection and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.collection):
+            raise ConfigError(f"index.collection={self.collection!r}: Milvus names use letters, digits and '_', "
+                              "starting with a letter")
+        if self.timeout_s <= 0:
+            raise ConfigError(f"index.timeout_s={self.timeout_s}: must be > 0")
+        if not 1 <= self.ef <= 32768:
+            raise ConfigError(f"index.ef={self.ef}: between 1 and 32768 (Milvus' limit)")
 
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8", "nf4")
@@ -352,6 +387,7 @@ class TrainConfig:
 class Config:
     embedder: EmbedderConfig = dataclasses.field(default_factory=EmbedderConfig)
     ingest: IngestConfig = dataclasses.field(default_factory=IngestConfig)
+    index: IndexConfig = dataclasses.field(default_factory=IndexConfig)
     retrieval: RetrievalConfig = dataclasses.field(default_factory=RetrievalConfig)
     generator: GeneratorConfig = dataclasses.field(default_factory=GeneratorConfig)
     answer: AnswerConfig = dataclasses.field(default_factory=AnswerConfig)

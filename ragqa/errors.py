@@ -41,6 +41,10 @@ class IndexBusy(RagqaError):
     """Another process is writing to the same index."""
 
 
+class EngineError(RagqaError):
+    """The vector engine an index lives on (Milvus) is unreachable, refuses us, or holds other vectors."""
+
+
 class SkippedFile(RagqaError):
     """One input file cannot be ingested; the batch goes on without it."""
 

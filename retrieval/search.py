@@ -1,4 +1,4 @@
-"""Hybrid search: FAISS dense + BM25 lexical, fused by reciprocal rank fusion."""
+"""Hybrid search: dense (FAISS or the index's vector engine) + BM25 lexical, fused by reciprocal rank fusion."""
 from __future__ import annotations
 
 import re
@@ -88,13 +88,7 @@ class Retriever:
         return self._titles
 
     def dense(self, query: str, n: int, rows: np.ndarray | None = None) -> list[tuple[int, float]]:
-        qvec = self.embedder.embed_batch([query])
-        if rows is not None:  # one document: exact scan of its rows is cheaper than a filtered ANN
-            scores = self.store.vectors[rows] @ qvec[0]
-            order = np.argsort(-scores)[:n]
-            return [(int(rows[i]), float(scores[i])) for i in order]
-        scores, ids = self.store.faiss.search(qvec, min(n, len(self.store.chunks)))
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        return self.store.dense_search(self.embedder.embed_batch([query]), n, rows)
 
     def lexical(self, query: str, n: int, rows: np.ndarray | None = None) -> list[tuple[int, float]]:
         from retrieval.lexical import analyse
@@ -149,4 +143,4 @@ def open_retriever(index: str, config=None, embedder=None) -> Retriever:
 
     config = config or Config()
     embedder = embedder or load_embedder(config.embedder)
-    return Retriever(IndexStore.open(index, embedder_id=embedder.id), embedder, config.retrieval)
+    return Retriever(IndexStore.open(index, embedder_id=embedder.id, config=config.index), embedder, config.retrieval)

@@ -129,10 +129,10 @@ class ChatBackend:
         return _render.upload_status(report, rejected), self.documents(index)
 
     def documents(self, index: str) -> str:
-        from retrieval.store import IndexStore
+        from retrieval.store import read_manifest
 
         try:
-            manifest = IndexStore.open(index).manifest
+            manifest = read_manifest(index)  # the list only: no engine connection per refresh
         except RagqaError:
             return f"Index **{index}** holds no documents yet: upload some."
         return _render.documents(index, manifest)
