@@ -333,6 +333,8 @@ def test_lead_quote_is_never_a_cut_fragment(retriever):
     ("1. 1. 1. 1. 1.", ""),
     ("LoRA freezes the pretrained weights. It trains low-rank matrices.", "It trains low-rank matrices."),  # the lead again
     ("It trains two low-rank matrices per layer.", "It trains two low-rank matrices per layer."),
+    ("LoRA freezes the base model. What does LoRA do?", "LoRA freezes the base model."),  # the question again
+    ("What LoRA does is low-rank adaptation.", "What LoRA does is low-rank adaptation."),  # restates it: stays
 ])
 def test_shape_leaves_out_reply_sentences_that_say_nothing_new(reply, expected):
     from ragqa.answer import shape
