@@ -183,3 +183,20 @@ def plain_answer_config(**overrides):
 
     return AnswerConfig(**{"focus_tokens": 0, "lead_quote": False, "yes_no_hint": False, "max_sentences": 0,
                            **overrides})
+
+
+def kill_when_marked(command: list[str], marker, timeout: float = 60) -> None:
+    """Run ``command``, wait until it writes ``marker`` (the moment a test wants it dead), then kill -9 it."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(command, env=os.environ.copy())
+    deadline = time.time() + timeout
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert proc.poll() is None, "ingest finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()

@@ -1,17 +1,13 @@
 """The index contract, run on both vector backends: FAISS files (default) and Milvus through
 llama-index (milvus-lite, the real Milvus engine embedded from its wheel; the same client code talks
 to a server). Plus migration and the engine's error cases."""
-import os
-import signal
-import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import WordEmbedder
+from fakes import WordEmbedder, kill_when_marked
 from typer.testing import CliRunner
 
 from ingest import ingest
@@ -125,7 +121,7 @@ SCRIPT = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     sys.path.insert(0, {tests!r})
-    from fakes import WordEmbedder
+    from fakes import WordEmbedder, kill_when_marked
     from ingest import ingest
     from ragqa.config import Config, IndexConfig
 
@@ -148,15 +144,7 @@ def _run_and_kill(tmp_path, stage, corpus, backend):
     script = tmp_path / "ingest_script.py"
     script.write_text(SCRIPT.format(tests=str(Path(__file__).parent)))
     marker = tmp_path / f"marker-{stage}"
-    proc = subprocess.Popen([sys.executable, str(script), stage, str(corpus), str(marker), backend],
-                            env=os.environ.copy())
-    deadline = time.time() + 90
-    while not marker.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)
-    assert proc.poll() is None, "ingest finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when_marked([sys.executable, str(script), stage, str(corpus), str(marker), backend], marker, timeout=90)
 
 
 @pytest.mark.parametrize("stage", ["embed", "flip"])

@@ -1,13 +1,10 @@
 """kill -9 during ingest leaves the previous index loadable; a re-run finishes without duplicates."""
-import os
-import signal
-import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
+from fakes import kill_when_marked
 
 from retrieval.store import IndexStore
 
@@ -34,14 +31,7 @@ def _run_and_kill(tmp_path, stage, corpus):
     script = tmp_path / "ingest_script.py"
     script.write_text(SCRIPT.format(tests=str(Path(__file__).parent)))
     marker = tmp_path / f"marker-{stage}"
-    proc = subprocess.Popen([sys.executable, str(script), stage, str(corpus), str(marker)], env=os.environ.copy())
-    deadline = time.time() + 60
-    while not marker.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)
-    assert proc.poll() is None, "ingest finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when_marked([sys.executable, str(script), stage, str(corpus), str(marker)], marker)
 
 
 @pytest.mark.parametrize("stage", ["embed", "flip"])
