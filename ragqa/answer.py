@@ -17,11 +17,13 @@ from ragqa.config import AnswerConfig
 from ragqa.errors import RagqaError
 from ragqa.generators import BatchGenerator
 from retrieval.context import (ABSTAIN, Source, abstain_text, best_sentences, build_messages, fit_sources, focus_sources,
-                               is_yes_no)
+                               is_chinese, is_yes_no)
 
 # a sentence ends at . ! ? before a capital or digit, but not after a list number ("1.", "12.")
 _REPLY_END = re.compile(r"(?<!^\d\.)(?<![\s(]\d\.)(?<![\s(]\d\d\.)(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])|(?<=[。！？])\s*")
 _VERDICT = re.compile(r"\W*(yes|no)\b", re.IGNORECASE)
+NO_REPLY = "(No answer: the model's reply only repeated the question or said nothing.)"
+NO_REPLY_ZH = "（没有回答：模型只重复了问题。）"
 _FILLER = re.compile(r"^\W*(?:(?:the )?answer(?: to (?:this|the) question)? is\b|(?:\d+(?:\.\d+)*[.):]\s*)+)")
 _NEGATION = re.compile(r"\b(not|no|never|none|neither|nor|cannot|\w+n't)\b", re.IGNORECASE)
 _FOLLOW_UP = re.compile(r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|the former|"
@@ -52,6 +54,13 @@ class Answer:
         return (f"retrieval {t.get('retrieval_ms', 0):.0f} ms · prompt {t.get('prompt_tokens', 0)} tokens · "
                 f"first token {t.get('ttft_s') or 0:.2f} s · {t.get('tokens_per_s') or 0:.1f} tokens/s · "
                 f"{t.get('tokens', 0)} tokens · {self.model}")
+
+    @property
+    def display(self) -> str:
+        """What a reader is shown: the text, or a notice when the model's whole reply was left out as
+        empty (``answer.drop_empty``) and no lead quote stands in for it; ``text`` stays empty, so
+        evaluation scores nothing rather than the notice."""
+        return self.text or (NO_REPLY_ZH if is_chinese(self.question) else NO_REPLY)
 
     def source(self, n: int) -> Source | None:
         return next((s for s in self.sources if s.n == n), None)

@@ -247,6 +247,8 @@ def _print_answer(stream, as_json: bool):
     if as_json:
         out.print_json(json.dumps(result.to_dict()))
         return result
+    if not result.text:
+        out.print(result.display, end="", style="dim", highlight=False, markup=False)
     out.print()
     if result.abstained:
         return result

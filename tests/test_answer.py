@@ -355,3 +355,11 @@ def test_a_stream_holds_back_an_echo_until_it_says_something():
     assert shown == ["", "It trains low", "It trains low-rank matrices."]  # the echo never shows
     assert shape(steps[-1], question, config, lead=lead) == "It trains low-rank matrices."
     assert shape("玩家用什么", "玩家用什么泡封敌人？", config, final=False) == ""  # the question, being repeated
+
+
+def test_a_reply_that_says_nothing_is_shown_as_no_answer_and_scored_as_empty():
+    gen = QueueGenerator("What are the pre-training tasks of BERT?")  # the question, parroted
+    result = answer("What are the pre-training tasks of BERT?", gen, None, use_retrieval=False)
+    assert result.text == "" and result.display.startswith("(No answer")
+    assert answer("生命数耗完即算为什么？", QueueGenerator("生命数耗完即算为什么？"), None,
+                  use_retrieval=False).display.startswith("（没有回答")

@@ -100,7 +100,7 @@ class ChatBackend:
             chat[-1]["content"] = f"Error: {exc}"
             yield chat, pairs, "", "", f"Error: {exc}"
             return
-        chat[-1]["content"] = result.text
+        chat[-1]["content"] = result.display
         pairs.append((message, result.text))
         yield (chat, pairs, _render.citations(result), _render.sources(result),
                notice + result.timing_line())
