@@ -250,7 +250,7 @@ def shape(raw: str, question: str, config: AnswerConfig, final: bool = True, lea
         keep[0] = True  # the restatement a verdict is read from ("The lexicon is the same ...") answers it
     done = [x for x, k in zip(complete, keep) if k]
     limit = config.max_sentences or len(sentences)
-    # the unfinished sentence streams once it says something (words only add up, so it never goes back)
+    # the unfinished sentence streams once it is no echo in the making (compared with the start of the question)
     out = done[:limit] + (sentences[-1:] if not final and len(done) < limit and keep[-1] else [])
     if verdict and not _VERDICT.match(complete[0]):
         out.insert(0, "No." if _NEGATION.search(complete[0]) else "Yes.")
