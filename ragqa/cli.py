@@ -83,12 +83,13 @@ def ingest(paths: List[Path] = typer.Argument(..., help="PDF/Markdown/HTML/text 
     """
     from ingest import ingest as run_ingest
     from ragqa.config import load_config
-    from retrieval.store import check_backend_choice
+    from retrieval.store import check_backend_choice, reach_new_backend
 
     cfg = load_config(config, ingest={"pdf_parser": pdf_parser}, embedder={"model": embedder},
                       index={"backend": backend, "uri": uri, "collection": collection})
     if backend or uri or collection:  # flags choose where a new index lives; an existing one stays put
         check_backend_choice(index, cfg.index)
+    reach_new_backend(index, cfg.index)
     report = run_ingest(paths, index=index, config=cfg, progress=not quiet)
     for problem in report.skipped:
         err.print(_plain(("skipped", "yellow"), f" {problem}"), soft_wrap=True)

@@ -442,6 +442,21 @@ def check_backend_choice(name: str, config) -> None:
                           f"--to milvus --uri URI, or ingest into a new index")
 
 
+def reach_new_backend(name: str, config) -> None:
+    """For a new index on an engine server: reachable, credentials accepted — checked before the embedder
+    takes its seconds to load, writing nothing (an existing index is checked when it is opened; a
+    milvus-lite file has nothing to reach)."""
+    from retrieval.backends import new_record, open_backend
+
+    if (index_path(name) / "CURRENT").exists() or config.backend == "faiss" or "://" not in (config.uri or ""):
+        return
+    backend = open_backend(new_record(config, name), index_path(name), config)
+    try:
+        backend.exists()
+    finally:
+        backend.close()
+
+
 def remove_document(name: str, doc: str) -> None:
     """Drop one document (all its paths and chunks) from index ``name``."""
     with WriteLock(name):

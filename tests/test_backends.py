@@ -196,6 +196,20 @@ def test_an_unreachable_engine_is_named_and_nothing_is_written(corpus, word_embe
     assert not index_path("u").exists()
 
 
+def test_ingest_names_an_unreachable_engine_before_loading_the_embedder(corpus, monkeypatch):
+    from ragqa.cli import app
+
+    def no_model(config=None):
+        raise AssertionError("the embedder was loaded before the engine was reached")
+
+    monkeypatch.setattr("retrieval.embed.load_embedder", no_model)
+    monkeypatch.setenv("RAGQA_THREADS", "1")
+    result = CliRunner().invoke(app, ["ingest", "-q", str(corpus), "--index", "u", "--backend", "milvus",
+                                      "--uri", "http://127.0.0.1:1"])
+    assert result.exit_code == 1 and "unreachable" in result.output, result.output
+    assert not index_path("u").exists()
+
+
 def _foreign_collection(path: Path, dim: int, props: dict | None = None) -> None:
     from pymilvus import MilvusClient
 
