@@ -14,7 +14,6 @@ otherwise). Writes bench/results/embed_runtimes.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -59,36 +58,6 @@ def runner_from_session(run, tokenizer, dim: int):
     return embed
 
 
-def export_onnx(st_model, folder: Path) -> dict[str, Path]:
-    """Plain, fused (onnxruntime's BERT optimizer) and fused+int8 ONNX graphs of the transformer."""
-    import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from onnxruntime.transformers import optimizer
-
-    model = st_model[0].auto_model.eval()
-    enc = st_model.tokenizer(["a probe", "a second probe text"], padding=True, return_tensors="pt")
-
-    class Hidden(torch.nn.Module):  # keyword arguments: transformers 5 reorders forward()'s positionals
-        def __init__(self):
-            super().__init__()
-            self.model = model
-
-        def forward(self, a, b, c):
-            return self.model(input_ids=a, attention_mask=b, token_type_ids=c).last_hidden_state
-
-    paths = {"plain": folder / "plain.onnx", "fused": folder / "fused.onnx", "int8": folder / "int8.onnx"}
-    torch.onnx.export(Hidden(), tuple(enc[k] for k in INPUTS), str(paths["plain"]), input_names=list(INPUTS),
-                      output_names=["hidden"], dynamic_axes={k: {0: "b", 1: "s"} for k in (*INPUTS, "hidden")},
-                      opset_version=17, dynamo=False)
-    cfg = model.config
-    optimizer.optimize_model(str(paths["plain"]), model_type="bert", num_heads=cfg.num_attention_heads,
-                             hidden_size=cfg.hidden_size).save_model_to_file(str(paths["fused"]))
-    import onnx
-    quantize_dynamic(str(paths["fused"]), str(paths["int8"]), weight_type=QuantType.QInt8, per_channel=True,
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-    return paths
-
-
 def runtimes(st_model, threads: int, folder: Path) -> dict:
     import torch
 
@@ -112,15 +81,14 @@ def runtimes(st_model, threads: int, folder: Path) -> dict:
         return out
     found["torch int8 dynamic"] = torch_int8
     try:
-        import onnxruntime as ort
+        import onnxruntime  # noqa: F401
     except ImportError:
         return found
-    paths = export_onnx(st_model, folder)
-    for name, key in (("onnxruntime fp32 fused", "fused"), ("onnxruntime int8 dynamic", "int8")):
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-        session = ort.InferenceSession(str(paths[key]), opts, providers=["CPUExecutionProvider"])
-        found[name] = runner_from_session(lambda feed, s=session: s.run(None, feed)[0], tok, dim)
+    from retrieval._onnx import OnnxEncoder, export_stages
+
+    paths = export_stages(st_model, folder)  # the stages of ragqa's own int8 export
+    for name, key in (("onnxruntime fp32 fused", "fused"), ("onnxruntime int8 dynamic (ragqa #onnx-int8)", "int8")):
+        found[name] = OnnxEncoder(st_model, threads, paths[key]).embed
     try:
         import openvino as ov
     except ImportError:

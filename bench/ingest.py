@@ -34,13 +34,10 @@ from _common import EVALCORPUS, corpus_files, require_corpus, table, write_resul
 def worker_ragqa(files: list[Path], home: str) -> dict:
     os.environ["RAGQA_HOME"] = home
     from ingest import ingest
-    from ragqa.config import EmbedderConfig
-    from retrieval.embed import load_embedder
     from retrieval.store import IndexStore
 
     t0 = time.perf_counter()
-    model = os.environ.get("RAGQA_BENCH_EMBEDDER")
-    embedder = load_embedder(EmbedderConfig(model=model) if model else None)
+    embedder = _ragqa_embedder()
     load = time.perf_counter() - t0
     t = time.perf_counter()
     report = ingest(files, index="bench", embedder=embedder, progress=False)
@@ -158,12 +155,17 @@ def worker_warm(files: list[Path], home: str) -> dict:
     """Load ragqa's embedder once in ``home``: a one-time conversion (the int8 export) is then cached
     and stays out of the measured run's time and peak memory."""
     os.environ["RAGQA_HOME"] = home
+    _ragqa_embedder()
+    return {}
+
+
+def _ragqa_embedder():
+    """ragqa's embedder: ``--embedder`` (passed to the workers as RAGQA_BENCH_EMBEDDER), else the default."""
     from ragqa.config import EmbedderConfig
     from retrieval.embed import load_embedder
 
     model = os.environ.get("RAGQA_BENCH_EMBEDDER")
-    load_embedder(EmbedderConfig(model=model) if model else None)
-    return {}
+    return load_embedder(EmbedderConfig(model=model) if model else None)
 
 
 WORKERS = {"warm": worker_warm, "ragqa": worker_ragqa, "llamaindex": worker_llamaindex, "llamaindex-configured": worker_llamaindex_configured}

@@ -40,7 +40,8 @@ class Answer:
     evidence: list[Evidence] = field(default_factory=list)
     terms: list[dict] = field(default_factory=list)  # {term, kind, source} for each term detected
     abstained: bool = False
-    lead: str = ""  # the quoted source sentence the answer opens with (answer.lead_quote)
+    lead: str = ""  # the quoted source sentence the answer opens with (answer.lead_quote), cited
+    quote: str = ""  # that sentence alone, as the source has it (reply sentences repeating it are dropped)
     retrieval: bool = True
     query: str = ""  # what retrieval searched for (the question, or its follow-up rewrite)
     model: str = ""
@@ -145,7 +146,7 @@ def prepare(question: str, generator, retriever=None, config: AnswerConfig | Non
         elif config.lead_quote:
             best = next(iter(best_sentences(question, result.sources, retriever.embedder, 1, hybrid=True)), None)
         if config.lead_quote and best:  # the passage sentence the answer rests on, quoted and cited
-            result.lead = f'"{best[1]}" [{best[0]}]'
+            result.quote, result.lead = best[1], f'"{best[1]}" [{best[0]}]'
         _add_background(result, retriever, generator, config, doc)
     result.timings["retrieval_ms"] = round(1000 * (time.perf_counter() - started), 1)
     messages = build_messages(question, result.sources, history, config.history_turns, result.retrieval,
@@ -191,7 +192,7 @@ def answer_batch(questions: list[str], generator, retriever=None, batch_size: in
             texts = ["".join(generator.generate(m)) for _, m in part]
         share = (time.perf_counter() - began) / len(part)
         for (result, _), text in zip(part, texts):
-            result.text = shape(text, result.question, kwargs.get("config") or AnswerConfig(), lead=_quoted(result.lead))
+            result.text = shape(text, result.question, kwargs.get("config") or AnswerConfig(), lead=result.quote)
             result.timings.update(tokens=generator.count_tokens(result.text) if result.text else 0,
                                   total_s=round(share, 3), batched=len(part))
     return [finish(r) for r, _ in prepared]
@@ -297,11 +298,6 @@ def _reply_sentences(raw: str) -> list[str]:
     return [p.strip() for p in pieces + [raw[start:]] if p.strip()]
 
 
-def _quoted(lead: str) -> str:
-    """The sentence inside a lead quote ('"..." [1]')."""
-    return lead.rsplit(" [", 1)[0].strip('"')
-
-
 def _generate(result: Answer, generator, messages: list[dict], config: AnswerConfig) -> Iterator[str]:
     start, first, raw, shown = time.perf_counter(), None, "", ""
     stream = generator.generate(messages)
@@ -309,7 +305,7 @@ def _generate(result: Answer, generator, messages: list[dict], config: AnswerCon
         if first is None:
             first = time.perf_counter()
         raw += piece
-        text = shape(raw, result.question, config, final=False, lead=_quoted(result.lead))
+        text = shape(raw, result.question, config, final=False, lead=result.quote)
         if text.startswith(shown) and len(text) > len(shown):
             yield text[len(shown):] if shown else text
             shown = text
@@ -317,7 +313,7 @@ def _generate(result: Answer, generator, messages: list[dict], config: AnswerCon
             stream.close()  # the answer is complete: stop the model rather than generate what is cut
             break
     end = time.perf_counter()
-    result.text = shape(raw, result.question, config, lead=_quoted(result.lead))
+    result.text = shape(raw, result.question, config, lead=result.quote)
     if result.text.startswith(shown) and len(result.text) > len(shown):
         yield result.text[len(shown):]
     tokens = generator.count_tokens(result.text) if result.text else 0

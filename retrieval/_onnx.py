@@ -8,7 +8,7 @@ part of the embedder's id: an index is never searched with the other one's vecto
 
 The graph is exported once per model folder (TorchScript exporter, onnxruntime's transformer
 optimizer for BERT-family models, then per-channel dynamic int8 quantization) into
-``$RAGQA_HOME/models/onnx/``, checked against torch on probe texts, and cached. Pooling and
+``$RAGQA_HOME/models/onnx-int8/``, checked against torch on probe texts, and cached. Pooling and
 normalisation stay the sentence-transformers modules, run on the ONNX output.
 """
 from __future__ import annotations
@@ -39,18 +39,29 @@ def available() -> bool:
 
 
 class OnnxEncoder:
-    """Runs a sentence-transformers model's first module (the transformer) on ONNX Runtime."""
+    """Runs a sentence-transformers model's first module (the transformer) on ONNX Runtime: the cached
+    int8 graph, or the graph at ``path`` (bench/embed_runtimes.py compares the export's stages)."""
 
-    def __init__(self, st_model, threads: int):
+    def __init__(self, st_model, threads: int = 0, path: Path | None = None):
         import onnxruntime as ort
 
         self.st_model = st_model
-        path = exported(st_model)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        if threads:
+            options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        self.session = ort.InferenceSession(str(path or exported(st_model)), options, providers=["CPUExecutionProvider"])
         self.inputs = [i.name for i in self.session.get_inputs()]
+
+    def embed(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        """Sentence embeddings, longest texts batched first as sentence-transformers does (little padding)."""
+        from tqdm.auto import tqdm
+
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        vectors = np.zeros((len(texts), self.st_model.get_embedding_dimension()), np.float32)
+        for start in tqdm(range(0, len(texts), batch_size), disable=not progress, desc="Batches"):
+            rows = order[start:start + batch_size]
+            vectors[rows] = self.encode([texts[i] for i in rows])
+        return vectors
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Sentence embeddings of one batch, through the model's own pooling/normalising modules."""
@@ -67,17 +78,18 @@ class OnnxEncoder:
 
 
 def exported(st_model) -> Path:
-    """The cached ONNX file for ``st_model``, exported and verified on first use."""
-    transformer = st_model[0]
-    target = home() / "models" / "onnx-int8" / _key(transformer)
+    """The cached int8 ONNX file for ``st_model``, exported and verified on first use."""
+    target = home() / "models" / "onnx-int8" / _key(st_model[0])
     if (target / "model.onnx").exists():
         return target / "model.onnx"
-    log.info("exporting the embedder to ONNX once (a few seconds), cached in %s", target)
+    log.info("exporting the embedder to ONNX int8 once (a few seconds), cached in %s", target)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        _export(st_model, tmp / "model.onnx")
+        stages = export_stages(st_model, tmp)
+        _verify(st_model, stages["int8"])
+        stages["int8"].rename(tmp / "model.onnx")
         tmp.rename(target)  # atomic: a killed export never leaves a half-written graph
     except OSError:
         if not (target / "model.onnx").exists():
@@ -87,7 +99,9 @@ def exported(st_model) -> Path:
     return target / "model.onnx"
 
 
-def _export(st_model, out: Path) -> None:
+def export_stages(st_model, folder: Path) -> dict[str, Path]:
+    """The transformer as ONNX graphs in ``folder``: ``plain`` (TorchScript exporter), ``fused``
+    (onnxruntime's transformer fusions) and ``int8`` (fused, per-channel dynamic int8 weights)."""
     import torch
 
     model = st_model[0].auto_model.eval()
@@ -102,16 +116,13 @@ def _export(st_model, out: Path) -> None:
         def forward(self, *args):
             return self.model(**dict(zip(names, args))).last_hidden_state
 
-    raw = out.with_name("raw.onnx")
+    stages = {name: folder / f"{name}.onnx" for name in ("plain", "fused", "int8")}
     axes = {n: {0: "batch", 1: "tokens"} for n in names + ["hidden"]}
-    torch.onnx.export(Hidden(), tuple(features[n] for n in names), str(raw), input_names=names,
+    torch.onnx.export(Hidden(), tuple(features[n] for n in names), str(stages["plain"]), input_names=names,
                       output_names=["hidden"], dynamic_axes=axes, opset_version=17, dynamo=False)
-    fused = out.with_name("fused.onnx")
-    _optimize(raw, fused, model.config)
-    _quantize(fused, out)
-    raw.unlink()
-    fused.unlink()
-    _verify(st_model, out)
+    _optimize(stages["plain"], stages["fused"], model.config)
+    _quantize(stages["fused"], stages["int8"])
+    return stages
 
 
 def _quantize(fused: Path, out: Path) -> None:
@@ -124,7 +135,8 @@ def _quantize(fused: Path, out: Path) -> None:
 
 
 def _optimize(raw: Path, out: Path, config) -> None:
-    """Fuse attention, LayerNorm and GELU where onnxruntime knows the architecture (1.3-1.8x here)."""
+    """Fuse attention, LayerNorm and GELU where onnxruntime knows the architecture (alone 0.9x torch
+    fp32 here; the int8 weights bring the speed)."""
     if config.model_type not in _FUSABLE:
         shutil.copyfile(raw, out)
         return
@@ -137,16 +149,12 @@ def _optimize(raw: Path, out: Path, config) -> None:
 
 def _verify(st_model, path: Path) -> None:
     """The exported graph must give (nearly) torch's vectors: an export gone wrong would fill an index with noise."""
-    import onnxruntime as ort
     import torch
 
-    encoder = OnnxEncoder.__new__(OnnxEncoder)
-    encoder.st_model, encoder.session = st_model, ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    encoder.inputs = [i.name for i in encoder.session.get_inputs()]
     with torch.no_grad():
-        reference = st_model.encode(_PROBE, convert_to_numpy=True)
-    got = encoder.encode(_PROBE)
-    cos = (got * reference).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(reference, axis=1)
+        reference = st_model.encode(_PROBE, convert_to_numpy=True, normalize_embeddings=True)
+    got = OnnxEncoder(st_model, path=path).encode(_PROBE)
+    cos = (got * reference).sum(1) / np.linalg.norm(got, axis=1)
     if cos.min() < 0.95:
         raise RuntimeError(f"ONNX int8 export strays from torch (cosine {cos.min():.3f})")
 

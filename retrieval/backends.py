@@ -26,10 +26,23 @@ from ragqa.errors import ConfigError, EngineError
 META_EMBEDDER, META_INDEX = "ragqa.embedder", "ragqa.index"
 
 
-class VectorBackend(Protocol):
-    """What an index needs from the place its vectors live."""
+class EngineBackend(Protocol):
+    """What the store asks of a vector engine (``MilvusBackend``; a Qdrant one would implement the same).
+    FAISS is not behind it: the store keeps FAISS vectors in memory and searches rows itself."""
 
     kind: str
+
+    def check(self, dim: int, embedder: str, index: str, new: bool) -> None:
+        """Refuse, writing nothing, a collection holding other vectors (or a missing one, unless ``new``)."""
+
+    def create(self, dim: int, embedder: str) -> None: ...
+    def load(self) -> None: ...
+    def add(self, ids: list[str], vectors: np.ndarray, doc_ids: list[str]) -> None: ...
+    def flush(self) -> None: ...
+    def delete(self, ids: list[str]) -> None: ...
+    def get(self, ids: list[str], dim: int) -> np.ndarray: ...
+    def drop(self) -> None: ...
+    def close(self) -> None: ...
 
     def search(self, qvec: np.ndarray, n: int, doc_ids: list[str] | None = None) -> list[tuple[str, float]]:
         """The ``n`` chunk ids nearest ``qvec`` (inner product), optionally within ``doc_ids``."""
@@ -294,7 +307,7 @@ def same_place(a: dict, b: dict) -> bool:
     return all(a.get(k) == b.get(k) for k in ("kind", "uri", "collection"))
 
 
-def open_backend(record: dict, root: Path, config: IndexConfig | None = None):
+def open_backend(record: dict, root: Path, config: IndexConfig | None = None) -> FaissBackend | EngineBackend:
     """The backend a manifest's ``backend`` record names ({} for indexes made before backends: FAISS)."""
     if not record or record.get("kind") == "faiss":
         return FaissBackend()

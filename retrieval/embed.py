@@ -86,7 +86,7 @@ class SentenceTransformerEmbedder:
 
     def embed_batch(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         if self._int8:
-            return self._embed_int8(list(texts), progress)
+            return self._int8.embed(list(texts), self.config.batch_size, progress)
         with self._autocast():
             vectors = self.model.encode(
                 list(texts),
@@ -110,18 +110,6 @@ class SentenceTransformerEmbedder:
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         """Character span of each token of ``text`` (no special tokens), for exact chunking."""
         return list(self._tokenizer.encode(text, add_special_tokens=False).offsets)
-
-    def _embed_int8(self, texts: list[str], progress: bool) -> np.ndarray:
-        from tqdm.auto import tqdm
-
-        # longest first, as sentence-transformers does: batches of similar length pad little
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        vectors = np.zeros((len(texts), self.dim), np.float32)
-        size = self.config.batch_size
-        for start in tqdm(range(0, len(texts), size), disable=not progress, desc="Batches"):
-            rows = order[start:start + size]
-            vectors[rows] = self._int8.encode([texts[i] for i in rows])
-        return vectors
 
     def _autocast(self):
         import torch

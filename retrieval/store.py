@@ -147,7 +147,7 @@ class IndexStore:
 
     @classmethod
     def _load(cls, root: Path, gen: Path, embedder_id: str | None, config=None) -> "IndexStore":
-        manifest = Manifest(**json.loads((gen / "manifest.json").read_text(encoding="utf-8")))
+        manifest = _manifest_in(gen)
         check_embedder(manifest, embedder_id)
         check_analyser(manifest)
         backend = open_backend(manifest.backend, root, config)
@@ -422,7 +422,10 @@ def read_manifest(name: str) -> Manifest:
     root = index_path(name)
     if not (root / "CURRENT").exists():
         raise IndexNotFound(f"index {name!r} not found in {indexes_dir()} — see: ragqa index list")
-    gen = root / (root / "CURRENT").read_text().strip()
+    return _manifest_in(root / (root / "CURRENT").read_text().strip())
+
+
+def _manifest_in(gen: Path) -> Manifest:
     return Manifest(**json.loads((gen / "manifest.json").read_text(encoding="utf-8")))
 
 
