@@ -3,7 +3,8 @@ selection (``select_data``), then LoRA/QLoRA fine-tuning (``train``) and ``expor
 dataset folders that ``datasets.load_from_disk`` reads."""
 from finetune._export import export
 from finetune._generate import generate_data
+from finetune._replies import self_replies
 from finetune._select import select_data
 from finetune._train import TrainingError, main_process, train
 
-__all__ = ["TrainingError", "export", "generate_data", "main_process", "select_data", "train"]
+__all__ = ["TrainingError", "export", "generate_data", "main_process", "select_data", "self_replies", "train"]

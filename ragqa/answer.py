@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import time
-from difflib import SequenceMatcher
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -16,16 +15,10 @@ from ragqa.citations import Citation, Evidence, check_citations, find_evidence
 from ragqa.config import AnswerConfig
 from ragqa.errors import RagqaError
 from ragqa.generators import BatchGenerator
+from ragqa.reply import NO_REPLY, NO_REPLY_ZH, reply_sentences, shape  # noqa: F401 (shape re-exported)
 from retrieval.context import (ABSTAIN, Source, abstain_text, best_sentences, build_messages, fit_sources, focus_sources,
-                               is_chinese, is_yes_no)
+                               is_chinese)
 
-# a sentence ends at . ! ? before a capital or digit, but not after a list number ("1.", "12.")
-_REPLY_END = re.compile(r"(?<!^\d\.)(?<![\s(]\d\.)(?<![\s(]\d\d\.)(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])|(?<=[。！？])\s*")
-_VERDICT = re.compile(r"\W*(yes|no)\b", re.IGNORECASE)
-NO_REPLY = "(No answer: the model's reply only repeated the question or said nothing.)"
-NO_REPLY_ZH = "（没有回答：模型只重复了问题。）"
-_FILLER = re.compile(r"^\W*(?:(?:the )?answer(?: to (?:this|the) question)? is\b|(?:\d+(?:\.\d+)*[.):]\s*)+)")
-_NEGATION = re.compile(r"\b(not|no|never|none|neither|nor|cannot|\w+n't)\b", re.IGNORECASE)
 _FOLLOW_UP = re.compile(r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|the former|"
                         r"the latter|the same|above|previous|earlier)\b|^(and|but|also|what about|how about|why)\b",
                         re.IGNORECASE)
@@ -230,74 +223,6 @@ def _add_background(result: Answer, retriever, generator, config: AnswerConfig, 
         result.terms.append({"term": term.text, "kind": term.kind, "source": n, "corpus_df": term.corpus_df})
 
 
-def shape(raw: str, question: str, config: AnswerConfig, final: bool = True, lead: str = "") -> str:
-    """The model's reply as shown: its first ``answer.max_sentences`` sentences (small models run on
-    into lists and loops after the answer) that say something (``empty_reply``: not list debris, not
-    the question or the lead quote said again), and for a yes/no question (``answer.yes_no_hint``) a
-    reply that restates instead of answering ("The lexicon is the same for all languages.") opened
-    with the verdict it states. While streaming (``final=False``) the unfinished last sentence is
-    kept unless it is empty so far, and a yes/no reply is held back until its first sentence is complete.
-    """
-    verdict = config.yes_no_hint and is_yes_no(question)
-    if not config.max_sentences and not verdict:
-        return raw.strip() if final else raw
-    sentences = _reply_sentences(raw.replace("\ufffd", ""))  # a character cut mid-token shows as U+FFFD
-    complete = sentences if final else sentences[:-1]
-    if verdict and not complete:
-        return ""  # held back until the first sentence shows which verdict it states
-    keep = [not (config.drop_empty and empty_reply(x, question, lead, partial=not final and i == len(sentences) - 1))
-            for i, x in enumerate(sentences)]
-    if verdict:
-        keep[0] = True  # the restatement a verdict is read from ("The lexicon is the same ...") answers it
-    done = [x for x, k in zip(complete, keep) if k]
-    limit = config.max_sentences or len(sentences)
-    # the unfinished sentence streams once it is no echo in the making (compared with the start of the question)
-    out = done[:limit] + (sentences[-1:] if not final and len(done) < limit and keep[-1] else [])
-    if verdict and not _VERDICT.match(complete[0]):
-        out.insert(0, "No." if _NEGATION.search(complete[0]) else "Yes.")
-    return " ".join(out)
-
-
-def empty_reply(sentence: str, question: str, lead: str = "", partial: bool = False) -> bool:
-    """A reply sentence that tells the reader nothing: list debris ("1. 1. 1.", "？？？"), a filler
-    opening alone ("The answer to this question is:"), the question asked again ("The answer is:
-    玩家用什么泡封敌人？"), or the lead quote said again near verbatim. A statement
-    that restates the question ("LLaMA's training data differs from ... in several ways.") stays:
-    gold answers open that way too, and dropping those cost ARAGOG dev 0.03 semantic similarity.
-    SmolLM2 answering Chinese questions produced mostly empty sentences (bench/chinese.py).
-    ``partial``: the sentence is still being generated; it is compared with the start of what was said
-    (an echo in the making stays held back while streaming)."""
-    core = _core(sentence)
-    if len(core) < 2 or not re.search(r"[^\W\d_]", sentence):  # no letter at all
-        return True
-    asked = _core(question)
-    end = sentence.rstrip()[-1:]
-    unfinished = partial or end not in ".!?。！？:;)\"”'’"  # still streaming, or cut by the token limit
-    if (end in "?？" or unfinished) and _near(core, asked, unfinished):
-        return True
-    return bool(lead) and _near(core, _core(lead), partial)
-
-
-def _near(core: str, ref: str, partial: bool) -> bool:
-    ref = ref[:len(core) + 4] if partial else ref
-    return len(ref) >= 2 and (core in ref or SequenceMatcher(None, core, ref).ratio() >= 0.85)
-
-
-def _core(text: str) -> str:
-    """Letters and digits of ``text`` without a filler opening, lowercased: what echo tests compare."""
-    return re.sub(r"[\W_]+", "", _FILLER.sub("", text.lower()))
-
-
-def _reply_sentences(raw: str) -> list[str]:
-    """The reply's sentences, split only at sentence punctuation: a list number ("are: 1. PDF",
-    "(.pdf) 2. Markdown") ends no sentence, and line breaks inside one are kept."""
-    pieces, start = [], 0
-    for end in _REPLY_END.finditer(raw):
-        pieces.append(raw[start:end.start()])
-        start = end.end()
-    return [p.strip() for p in pieces + [raw[start:]] if p.strip()]
-
-
 def _generate(result: Answer, generator, messages: list[dict], config: AnswerConfig) -> Iterator[str]:
     start, first, raw, shown = time.perf_counter(), None, "", ""
     stream = generator.generate(messages)
@@ -309,7 +234,7 @@ def _generate(result: Answer, generator, messages: list[dict], config: AnswerCon
         if text.startswith(shown) and len(text) > len(shown):
             yield text[len(shown):] if shown else text
             shown = text
-        if config.max_sentences and len(_reply_sentences(raw)) > config.max_sentences:
+        if config.max_sentences and len(reply_sentences(raw)) > config.max_sentences:
             stream.close()  # the answer is complete: stop the model rather than generate what is cut
             break
     end = time.perf_counter()

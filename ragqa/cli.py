@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ragqa.errors import RagqaError, printable
 
@@ -446,6 +447,29 @@ def select_cmd(data: Path = typer.Option(..., "--data", "-d", help="A gen-data f
     for problem in stats["problems"][:20]:
         err.print(Text(f"skipped {problem}", style="yellow"), soft_wrap=True)
     say(f"{stats['splits']['train']['records']} train records → {out_dir}")
+
+
+@app.command("replies")
+@friendly
+def replies_cmd(data: Path = typer.Option(..., "--data", "-d", help="A gen-data or select folder, e.g. data/papers."),
+                out_dir: Path = typer.Option(..., "--out", "-o", help="New dataset folder, e.g. data/NAME-replies."),
+                samples: Optional[int] = typer.Option(None, "--samples", help="Sampled replies per record besides "
+                                                      "the greedy one (default 3)."),
+                model: Optional[str] = ModelOpt, precision: Optional[str] = PrecisionOpt,
+                quiet: bool = typer.Option(False, "--quiet", "-q"), config: Optional[Path] = ConfigOpt):
+    """Targets in the model's own words: its best right reply to each record (rejection sampling).
+
+    Example: ragqa replies --data data/papers --out data/papers-replies
+    """
+    from finetune import self_replies
+    from ragqa.config import load_config
+
+    cfg = load_config(config, data={"reply_samples": samples}, generator={"model": model, "precision": precision})
+    say = lambda line: out.print(line, highlight=False, markup=False, soft_wrap=True)  # noqa: E731
+    stats = self_replies(data, out_dir, cfg, progress=not quiet, say=say)
+    for problem in stats["problems"][:20]:
+        err.print(Text(f"skipped {problem}", style="yellow"), soft_wrap=True)
+    say("funnel: " + ", ".join(f"{k} {v}" for k, v in stats["funnel"].items()) + f" → {out_dir}")
 
 
 @app.command("train")

@@ -224,7 +224,7 @@ class AnswerConfig:
     system: str = ""  # instruction given with the sources; "" = the built-in one (retrieval/context.py)
     yes_no_hint: bool = True  # ask yes/no questions to be answered "Yes" or "No" first, and open the reply so
     max_sentences: int = 3  # the reply is cut after this many sentences (0 = as generated)
-    drop_empty: bool = True  # leave out reply sentences that say nothing new (ragqa.answer.empty_reply)
+    drop_empty: bool = True  # leave out reply sentences that say nothing new (ragqa.reply.empty_reply)
     max_question_chars: int = 2000
 
     def __post_init__(self):
@@ -303,6 +303,11 @@ class DataConfig:
     necessity_f1: float = 0.5  # the base model "fails" a record when its answer's token F1 is below this
     batch_size: int = 8  # chats per generation batch in the necessity stage
     necessity_tokens: int = 96  # new tokens per base-model answer there (references are one quoted sentence)
+    # the model's own right replies as targets (`ragqa replies`, rejection sampling)
+    reply_samples: int = 3  # sampled replies per record, besides the greedy one
+    reply_temperature: float = 0.7
+    reply_min_similarity: float = 0.5  # cosine of a reply to the oracle's quoted sentence for it to count as right
+    reply_tokens: int = 128  # new tokens per reply (answer.max_sentences cuts it as at answer time)
 
     def __post_init__(self):
         if unknown := set(self.kind_list) - set(KINDS):
@@ -318,9 +323,14 @@ class DataConfig:
         if self.budget < 0:
             raise ConfigError(f"data.budget={self.budget}: 0 (half the pool) or more")
         for name in ("n", "per_chunk", "batch_size", "teacher_tokens", "min_question_words",
-                     "necessity_tokens"):
+                     "necessity_tokens", "reply_tokens"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"data.{name}={getattr(self, name)}: must be >= 1")
+        if self.reply_samples < 0 or not 0 < self.reply_temperature <= 2:
+            raise ConfigError(f"data.reply_samples={self.reply_samples}, data.reply_temperature="
+                              f"{self.reply_temperature}: samples 0 or more, temperature in (0, 2]")
+        if not -1 <= self.reply_min_similarity <= 1:
+            raise ConfigError(f"data.reply_min_similarity={self.reply_min_similarity}: a cosine, between -1 and 1")
         if self.max_chunks < 0:
             raise ConfigError(f"data.max_chunks={self.max_chunks}: 0 (no limit) or more")
         if not 0 <= self.retries <= 10:

@@ -37,3 +37,17 @@ def cjk_bigrams(run: str) -> list[str]:
 def split_sentences(text: str) -> list[str]:
     """Sentences (and heading lines) of ``text``, each on one line; used for excerpts, citations and cuts."""
     return [" ".join(s.split()) for s in _SENTENCE.split(text) if len(s.strip()) > 1]
+
+
+def is_chinese(text: str) -> bool:
+    """Mostly CJK ideographs among its letters (a Chinese question, even with English terms in it)."""
+    return cjk_share(text) >= 0.3
+
+
+_YES_NO = re.compile(r"^(is|are|was|were|do|does|did|can|could|has|have|had|will|would|should|shall|may|might)\b",
+                     re.IGNORECASE)
+
+
+def is_yes_no(question: str) -> bool:
+    """A judgmental question ("Does the paper report ...?"), answered yes or no first."""
+    return bool(_YES_NO.match(question.strip()))

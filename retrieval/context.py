@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ragqa.citations import content_words
-from ragqa.text import cjk_count, cjk_share, split_sentences
+from ragqa.text import cjk_count, is_chinese, is_yes_no, split_sentences  # noqa: F401 (re-exported)
 from retrieval.embed import reads
 
 # short on purpose: with a longer instruction SmolLM2-135M drifted off the sources (measured on
@@ -22,11 +22,6 @@ SYSTEM_BARE = "You answer questions about research papers and technical topics a
 ABSTAIN = "I could not find this in the indexed documents."
 ABSTAIN_ZH = "在已索引的文档中没有找到答案。"
 IN_CHINESE = " Answer in Chinese."  # added to the instruction for a question written in Chinese
-
-
-def is_chinese(text: str) -> bool:
-    """Mostly CJK ideographs among its letters (a Chinese question, even with English terms in it)."""
-    return cjk_share(text) >= 0.3
 
 
 def abstain_text(question: str) -> str:
@@ -84,15 +79,6 @@ def cut(text: str, budget: int, generator) -> str:
             break
         out = candidate
     return out
-
-
-_YES_NO = re.compile(r"^(is|are|was|were|do|does|did|can|could|has|have|had|will|would|should|shall|may|might)\b",
-                     re.IGNORECASE)
-
-
-def is_yes_no(question: str) -> bool:
-    """A judgmental question ("Does the paper report ...?"), answered yes or no first."""
-    return bool(_YES_NO.match(question.strip()))
 
 
 def build_messages(question: str, sources: list[Source], history: list[tuple[str, str]],

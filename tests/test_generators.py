@@ -162,6 +162,21 @@ def test_batch_generation_matches_one_by_one(tmp_path):
     assert gen.generate_batch(chats) == ["".join(gen.generate(c)) for c in chats]
 
 
+def test_sampled_batches_give_that_many_replies_per_chat_grouped_by_chat(tmp_path):
+    import torch
+
+    path = tiny_model(tmp_path / "tiny")
+    gen = TransformersGenerator(GeneratorConfig(model=path, max_new_tokens=8, precision="fp32", prompt_lookup=0))
+    chats = [MESSAGES, [{"role": "user", "content": "be brief : what is an encoder ?"}]]
+    torch.manual_seed(0)
+    hot = gen.generate_batch(chats, samples=3, temperature=5.0)  # near uniform: the samples differ
+    assert len(hot) == 6 and len(set(hot)) > 2
+    greedy = gen.generate_batch(chats)
+    assert greedy[0] != greedy[1] and gen.generate_batch(chats) == greedy  # greedy stays deterministic
+    # nearly cold sampling says the greedy reply: three of the first chat's, then three of the second's
+    assert gen.generate_batch(chats, samples=3, temperature=1e-4) == [greedy[0]] * 3 + [greedy[1]] * 3
+
+
 def test_plain_prompt_batches_keep_the_bos_token(tmp_path):
     from tokenizers import processors
     from transformers import AutoTokenizer

@@ -42,8 +42,9 @@ class Generator(Protocol):
 class BatchGenerator(Protocol):
     """An optional capability: replies to many chats in one batch (evaluation, data generation)."""
 
-    def generate_batch(self, chats: list[Messages], max_new_tokens: int | None = None) -> list[str]:
-        """Greedy replies, one per chat, in order."""
+    def generate_batch(self, chats: list[Messages], max_new_tokens: int | None = None, samples: int = 0,
+                       temperature: float = 0.7) -> list[str]:
+        """Greedy replies, one per chat, in order; with ``samples``, that many sampled replies per chat."""
 
 
 @runtime_checkable

@@ -87,16 +87,20 @@ class TransformersGenerator:
         finally:
             self.tokenizer.padding_side = side
 
-    def generate_batch(self, chats: list[Messages], max_new_tokens: int | None = None) -> list[str]:
-        """Greedy replies to several chats in one left-padded batch (no streaming)."""
+    def generate_batch(self, chats: list[Messages], max_new_tokens: int | None = None, samples: int = 0,
+                       temperature: float = 0.7) -> list[str]:
+        """Replies to several chats in one left-padded batch (no streaming): one greedy reply per chat,
+        or with ``samples`` that many sampled at ``temperature`` per chat, grouped by chat."""
         import torch
 
         enc = self.batch_ids(chats)
         loop = _LoopStop(enc.input_ids.shape[1], decode=self.tokenizer.decode, ends=self._ends())
+        sampling = dict(do_sample=True, temperature=temperature, top_p=0.95, top_k=None,
+                        num_return_sequences=samples) if samples else \
+            dict(do_sample=False, temperature=None, top_p=None, top_k=None)
         with torch.inference_mode():
             out = self.model.generate(**enc, max_new_tokens=max_new_tokens or self.config.max_new_tokens,
-                                      do_sample=False, temperature=None, top_p=None, top_k=None,
-                                      pad_token_id=self.tokenizer.pad_token_id, stopping_criteria=[loop])
+                                      pad_token_id=self.tokenizer.pad_token_id, stopping_criteria=[loop], **sampling)
         self.loop_stops += len(loop.fired)
         return self.tokenizer.batch_decode(out[:, enc.input_ids.shape[1]:], skip_special_tokens=True)
 

@@ -1,0 +1,147 @@
+"""Rejection-sampled replies (``finetune.self_replies``): which of a model's replies become targets,
+with a fake model whose replies are known — right and wrong verdicts, numbers, far replies,
+sentences cut by the token limit."""
+import json
+
+import pytest
+
+from fakes import WordEmbedder
+from finetune import generate_data, self_replies
+from finetune._records import Record
+from finetune._replies import best_reply
+from finetune._select import load_pool
+from ft_corpus import write_corpus
+from ingest import ingest
+from ragqa.config import Config, DataConfig
+from ragqa.errors import ConfigError
+from retrieval import Retriever
+from retrieval.store import IndexStore
+
+QUOTE = "The encoder stacks six identical layers of self attention and feed forward networks."
+
+
+def record(kind="factual", question="What does the encoder stack?", answer=f'"{QUOTE}" [1]') -> Record:
+    return Record(question=question, answer=answer, kind=kind, teacher="deterministic", doc_id="d", source="d.pdf",
+                  title="T", oracle_id="c1", quote=QUOTE, sources=[])
+
+
+@pytest.fixture
+def embedder():
+    return WordEmbedder()
+
+
+def test_the_closest_right_reply_wins_and_a_far_one_is_rejected(embedder):
+    near = "The encoder stacks six identical layers of attention."
+    far = "Cats sleep most of the day in warm places."
+    assert best_reply(record(), [far, near], embedder, 0.5) == (near, "")
+    assert best_reply(record(), [far], embedder, 0.5) == ("", "far_from_oracle")
+
+
+def test_a_last_sentence_cut_by_the_token_limit_is_dropped_from_the_target(embedder):
+    reply, _ = best_reply(record(), ["It stacks six identical layers. It also feeds the decod"], embedder, 0.3)
+    assert reply == "It stacks six identical layers."
+    assert best_reply(record(), ["It stacks six identical lay"], embedder, 0.3) == ("", "empty")
+
+
+def test_a_reply_that_only_says_the_lead_quote_again_is_no_target(embedder):
+    # answer time shows the quote first: a target that repeats it teaches the model to repeat it
+    assert best_reply(record(), [QUOTE, "The encoder stacks six identical layers."], embedder, 0.3) == ("", "empty")
+
+
+def test_yes_no_targets_keep_only_replies_with_the_records_verdict(embedder):
+    question = "Is it true that the encoder stacks six identical layers?"
+    yes = record("judgmental", question, f'Yes. "{QUOTE}" [1]')
+    no = record("judgmental", question, f'No. "{QUOTE}" [1]')
+    restating = "The encoder stacks six identical layers."  # shaping opens it with the verdict it states: Yes.
+    denying = "The encoder does not stack six layers."
+    assert best_reply(yes, [denying, restating], embedder, 0.5) == (f"Yes. {restating}", "")
+    assert best_reply(no, [restating], embedder, 0.5) == ("", "wrong_verdict")
+    assert best_reply(no, ["Yes.", "No."], embedder, 0.5) == ("No.", "")  # a verdict alone answers
+    assert best_reply(yes, ["Pineapples are tasty."], embedder, 0.5) == ("", "far_from_oracle")
+
+
+def test_numeric_targets_must_hold_the_records_number(embedder):
+    numeric = record("numeric", "How many layers does the encoder stack?", f'6 layers. "{QUOTE}" [1]')
+    numeric.quote = "The encoder stacks 6 identical layers."
+    assert best_reply(numeric, ["It has 8 layers."], embedder, 0.0) == ("", "wrong_number")
+    assert best_reply(numeric, ["It has 8 layers.", "The encoder has 6 layers."], embedder, 0.0)[0] == \
+        "The encoder has 6 layers."
+
+
+class Replies:
+    """A batch model whose greedy reply is always wrong and whose samples say the oracle quote for
+    the questions in ``right`` only: which records survive is known in advance."""
+
+    name = "test/replies"
+
+    def __init__(self, right: dict[str, str] | None = None):
+        self.right, self.calls = right or {}, []
+
+    def generate_batch(self, chats, max_new_tokens=None, samples=0, temperature=0.7):
+        self.calls.append((len(chats), samples))
+        if not samples:
+            return ["Pineapples grow on volcanic islands." for _ in chats]
+        questions = [c[-1]["content"].rsplit("Question: ", 1)[1] for c in chats]
+        return [self.right.get(q, "Pineapples are tasty.") for q in questions for _ in range(samples)]
+
+    def generate(self, messages, max_new_tokens=None):
+        raise AssertionError("replies are sampled in batches")
+
+    def count_tokens(self, text):
+        return len(text.split())
+
+
+def paraphrase(quote: str) -> str:
+    """Most of the quote's words in a new sentence: right, and not the lead quote said again."""
+    words = quote.rstrip(".!?").split()
+    return f"In short, {' '.join(words[:max(3, len(words) * 2 // 3)])}."
+
+
+@pytest.fixture
+def dataset(tmp_path, word_embedder):
+    ingest([write_corpus(tmp_path / "corpus")], index="ft", embedder=word_embedder, progress=False)
+    retriever = Retriever(IndexStore.open("ft"), word_embedder)
+    generate_data("ft", tmp_path / "data", Config(data=DataConfig(n=24)), retriever=retriever, progress=False)
+    return tmp_path / "data"
+
+
+def test_self_replies_keeps_exactly_the_records_with_a_right_reply(dataset, tmp_path, word_embedder):
+    before, _ = load_pool(dataset)
+    answerable = [r for n in ("train", "validation") for r in before[n] if not r.abstain and r.kind not in ("judgmental", "numeric")]
+    right = {r.question: paraphrase(r.quote) for r in answerable[::2]}  # every second record has a right reply
+    model, out = Replies(right), tmp_path / "replies"
+    stats = self_replies(dataset, out, Config(data=DataConfig(reply_samples=2)), generator=model,
+                         embedder=word_embedder, progress=False)
+    after, _ = load_pool(out)
+    assert [r.to_dict() for r in after["test"]] == [r.to_dict() for r in before["test"]]
+    kept = {r.question for n in ("train", "validation") for r in after[n] if not r.abstain}
+    assert kept == set(right)
+    for name in ("train", "validation"):
+        old = {r.id: r for r in before[name]}
+        assert {r.id for r in after[name] if r.abstain} == {r.id for r in before[name] if r.abstain}
+        for r in after[name]:
+            assert "Pineapples" not in r.answer
+            assert r.messages()[:-1] == old[r.id].messages()[:-1]  # the prompt is unchanged
+    assert stats["funnel"]["kept"] == len(right)
+    assert {samples for _, samples in model.calls} == {0, 2}
+    assert json.loads((out / "meta.json").read_text())["replies_from"]
+
+
+def test_self_replies_refuses_its_own_input_a_full_folder_and_a_server_model(dataset, tmp_path, word_embedder):
+    with pytest.raises(ConfigError, match="input folder"):
+        self_replies(dataset, dataset, generator=Replies(), embedder=word_embedder, progress=False)
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "x").write_text("keep me")
+    with pytest.raises(ConfigError, match="not empty"):
+        self_replies(dataset, full, generator=Replies(), embedder=word_embedder, progress=False)
+    assert (full / "x").read_text() == "keep me"
+
+    class Server:
+        name = "server"
+
+        def generate(self, messages, max_new_tokens=None):
+            yield ""
+
+    with pytest.raises(ConfigError, match="in batches"):
+        self_replies(dataset, tmp_path / "new", generator=Server(), embedder=word_embedder, progress=False)
