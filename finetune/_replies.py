@@ -15,7 +15,7 @@ lead), and the best *right* reply becomes the target:
 - and the reply's cosine to the oracle's quoted sentence is at least ``data.reply_min_similarity``
   (a verdict alone passes); the highest wins.
 
-A record with no right reply is dropped (counted); abstention records and the test split keep their
+The target cites the oracle's source (``cite``). A record with no right reply is dropped (counted); abstention records and the test split keep their
 targets (the test split's references stay the teacher's quotes).
 """
 from __future__ import annotations
@@ -132,9 +132,21 @@ def _rewrite(records, generator, embedder, config: Config, funnel: Counter, prog
         reply, why = best_reply(r, replies[r.id], embedder, config.data.reply_min_similarity, config.answer)
         funnel[why or "kept"] += 1
         if reply:
-            r.answer = reply
+            r.answer = cite(reply, r)
             kept.append(r)
     return kept
+
+
+def cite(reply: str, record) -> str:
+    """The reply with its oracle source's marker before its last full stop ("... six layers [2]."):
+    the untuned model's words cite nothing, and which source holds the answer is worth learning.
+    Evaluation strips markers before scoring, so they cost no token F1."""
+    wanted = set(record.oracle_ids or [record.oracle_id])
+    marker = "".join(f"[{s['n']}]" for s in record.sources if s["chunk_id"] in wanted)
+    if not marker:
+        return reply
+    cited, n = _ENDED.subn(lambda m: f" {marker}{m.group(0)}", reply, count=1)
+    return cited if n else f"{reply} {marker}"
 
 
 def _claim(out: Path, data: Path) -> None:

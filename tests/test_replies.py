@@ -8,7 +8,7 @@ import pytest
 from fakes import WordEmbedder
 from finetune import generate_data, self_replies
 from finetune._records import Record
-from finetune._replies import best_reply
+from finetune._replies import best_reply, cite
 from finetune._select import load_pool
 from ft_corpus import write_corpus
 from ingest import ingest
@@ -58,6 +58,15 @@ def test_yes_no_targets_keep_only_replies_with_the_records_verdict(embedder):
     assert best_reply(no, [restating], embedder, 0.5) == ("", "wrong_verdict")
     assert best_reply(no, ["Yes.", "No."], embedder, 0.5) == ("No.", "")  # a verdict alone answers
     assert best_reply(yes, ["Pineapples are tasty."], embedder, 0.5) == ("", "far_from_oracle")
+
+
+def test_a_target_cites_its_oracle_source_before_the_last_full_stop():
+    r = record()
+    r.sources = [{"n": 1, "chunk_id": "other"}, {"n": 2, "chunk_id": "c1"}]
+    assert cite("It has six layers. They repeat!", r) == "It has six layers. They repeat [2]!"
+    assert cite("Yes.", r) == "Yes [2]."
+    r.sources = [{"n": 1, "chunk_id": "other"}]
+    assert cite("Yes.", r) == "Yes."  # no source shows the oracle: nothing to cite
 
 
 def test_numeric_targets_must_hold_the_records_number(embedder):
@@ -121,6 +130,8 @@ def test_self_replies_keeps_exactly_the_records_with_a_right_reply(dataset, tmp_
         assert {r.id for r in after[name] if r.abstain} == {r.id for r in before[name] if r.abstain}
         for r in after[name]:
             assert "Pineapples" not in r.answer
+            oracle = [s["n"] for s in r.sources if s["chunk_id"] == r.oracle_id]
+            assert r.abstain or (oracle and r.answer.endswith(f"[{oracle[0]}]."))  # cites where the answer is
             assert r.messages()[:-1] == old[r.id].messages()[:-1]  # the prompt is unchanged
     assert stats["funnel"]["kept"] == len(right)
     assert {samples for _, samples in model.calls} == {0, 2}
