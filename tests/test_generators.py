@@ -78,6 +78,7 @@ def test_plain_prompt_for_models_without_a_chat_template():
 
 def tiny_model(folder, hidden=16):
     """A 2-layer Llama with a word-level tokenizer, saved like any Hugging Face model."""
+    import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
@@ -88,6 +89,7 @@ def tiny_model(folder, hidden=16):
     config = LlamaConfig(vocab_size=len(words), hidden_size=hidden, intermediate_size=2 * hidden,
                          num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
                          max_position_embeddings=128, eos_token_id=1, pad_token_id=0)
+    torch.manual_seed(0)  # the same random weights on every run, so tests that compare replies are stable
     LlamaForCausalLM(config).save_pretrained(folder)
     fast.save_pretrained(folder)
     return str(folder)

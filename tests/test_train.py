@@ -32,7 +32,9 @@ def tiny_base(tmp_path_factory):
     tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>"], "eos_token": "[SEP]"})
     tok.chat_template = TEMPLATE
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+    # widths that are multiples of 64: bitsandbytes' CPU kernels (used where the CPU has AVX-512) pack
+    # 4-bit weights in blocks of 64 inputs and 32 outputs, and cannot quantise a 32-wide layer
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
                       eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=tok.cls_token_id,
                       initializer_range=0.5)  # weights large enough for a rank-4 LoRA to move the logits
