@@ -110,12 +110,13 @@ def self_replies(data, out, config: Config | None = None, generator=None, embedd
     for name in ("train", "validation"):
         rewritten[name] = _rewrite(splits[name], generator, embedder, config, funnel, progress)
         say(f"{name}: {len(rewritten[name])} of {len(splits[name])} records kept")
-    stats = {"replies_from": str(data), "model": generator.name, "funnel": dict(funnel), "problems": problems,
+    meta = json.loads((data / "meta.json").read_text()) if (data / "meta.json").exists() else {}
+    stats = {"replies_from": str(data), "index": meta.get("index", "?"), "teacher": meta.get("teacher", "?"),
+             "model": generator.name, "funnel": dict(funnel), "problems": problems,
              "splits": counts(rewritten), "samples": config.data.reply_samples,
              "temperature": config.data.reply_temperature, "min_similarity": config.data.reply_min_similarity}
     write_dataset(out, rewritten, stats, card(f"Rejection-sampled replies of {generator.name} on {data.name}", stats,
                                               command or f"ragqa replies --data {data} --out {out}"))
-    meta = json.loads((data / "meta.json").read_text()) if (data / "meta.json").exists() else {}
     (out / "meta.json").write_text(json.dumps({**meta, "replies_from": str(data.resolve())}, indent=1))
     return stats
 

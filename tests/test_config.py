@@ -60,3 +60,16 @@ def test_the_adapter_setting_resolves_auto_none_and_folders(tmp_path, monkeypatc
     assert c.resolve_adapter("Qwen/Qwen2.5-3B-Instruct", "auto") == ""  # trained for the default model only
     assert c.resolve_adapter(c.DEFAULT_GENERATOR, "none") == c.resolve_adapter(c.DEFAULT_GENERATOR, "") == ""
     assert c.resolve_adapter(c.DEFAULT_GENERATOR, "runs/papers") == "runs/papers"
+
+
+def test_the_shipped_answer_adapter_is_small_fits_the_default_model_and_lists_its_sources():
+    import json
+
+    from ragqa import config as c
+
+    folder = c.PACKAGED_ADAPTER
+    assert json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"] == c.DEFAULT_GENERATOR
+    assert (folder / "adapter_model.safetensors").stat().st_size < 2 * 2**20  # bf16, well under 2 MiB
+    card = (folder / "README.md").read_text()
+    assert "srivastava2014_dropout.pdf" in card and "--adapter none" in card  # what it saw; how to turn it off
+    assert c.resolve_adapter(c.DEFAULT_GENERATOR, "auto") == str(folder)

@@ -136,6 +136,7 @@ def test_self_replies_keeps_exactly_the_records_with_a_right_reply(dataset, tmp_
     assert stats["funnel"]["kept"] == len(right)
     assert {samples for _, samples in model.calls} == {0, 2}
     assert json.loads((out / "meta.json").read_text())["replies_from"]
+    assert "Index: `ft` · teacher: `deterministic`" in (out / "README.md").read_text()  # the card says where from
 
 
 def test_self_replies_refuses_its_own_input_a_full_folder_and_a_server_model(dataset, tmp_path, word_embedder):
