@@ -129,3 +129,13 @@ def test_gen_data_records_are_asked_of_the_whole_index_and_qasper_of_its_paper(t
                  + json.dumps({"id": "q", "doc_id": "qasper_doc_00", "question": "What is it?", "answers": ["x"]}))
     gen, qasper = load_qa(f)[0]
     assert not gen.scoped and qasper.scoped
+
+
+def test_base_is_the_untuned_model_and_auto_what_ask_serves():
+    from ragqa.config import Config, EvalConfig, resolve_adapter
+    from ragqa.evaluate import _generator_config, arms
+
+    base, auto = arms(Config(eval=EvalConfig(models="base,auto", retrieval="on")))[:2]
+    assert resolve_adapter(_generator_config(Config(), base).model, _generator_config(Config(), base).adapter) == ""
+    served = _generator_config(Config(), auto)
+    assert served.adapter == "auto" == Config().generator.adapter  # the arm loads what `ragqa ask` loads
