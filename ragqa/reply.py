@@ -18,6 +18,8 @@ NO_REPLY = "(No answer: the model's reply only repeated the question or said not
 NO_REPLY_ZH = "（没有回答：模型只重复了问题。）"
 _FILLER = re.compile(r"^\W*(?:(?:the )?answer(?: to (?:this|the) question)? is\b|(?:\d+(?:\.\d+)*[.):]\s*)+)")
 _NEGATION = re.compile(r"\b(not|no|never|none|neither|nor|cannot|\w+n't)\b", re.IGNORECASE)
+# a source header of the prompt ("[2] (bert.pdf, p. 3)", see retrieval.store.Chunk.location) said again
+_SOURCE_HEADER = re.compile(r"\[\d+\]\s*\([^()\n]*?,\s*p\.")
 
 
 def shape(raw: str, question: str, config: AnswerConfig, final: bool = True, lead: str = "") -> str:
@@ -28,6 +30,7 @@ def shape(raw: str, question: str, config: AnswerConfig, final: bool = True, lea
     with the verdict it states. While streaming (``final=False``) the unfinished last sentence is
     kept unless it is empty so far, and a yes/no reply is held back until its first sentence is complete.
     """
+    raw = before_source_echo(raw)
     verdict = config.yes_no_hint and is_yes_no(question)
     if not config.max_sentences and not verdict:
         return raw.strip() if final else raw
@@ -46,6 +49,20 @@ def shape(raw: str, question: str, config: AnswerConfig, final: bool = True, lea
     if verdict and not _VERDICT.match(complete[0]):
         out.insert(0, "No." if _NEGATION.search(complete[0]) else "Yes.")
     return " ".join(out)
+
+
+def before_source_echo(raw: str) -> str:
+    """The reply up to where it starts writing out the prompt's source list ("The [1] (bert.pdf,
+    p. 14)\n[2] (2017) as well as ..."): what follows is passages copied under a header, not an
+    answer. It happened in ~10% of ARAGOG dev replies, tuned or not. A fragment of one or two words
+    the echo interrupted ("The") goes too."""
+    echo = _SOURCE_HEADER.search(raw)
+    if not echo:
+        return raw
+    sentences = reply_sentences(raw[:echo.start()])
+    if sentences and sentences[-1][-1:] not in ".!?。！？\"”')" and len(sentences[-1].split()) < 3:
+        sentences.pop()
+    return " ".join(sentences)
 
 
 def empty_reply(sentence: str, question: str, lead: str = "", partial: bool = False) -> bool:

@@ -363,3 +363,19 @@ def test_a_reply_that_says_nothing_is_shown_as_no_answer_and_scored_as_empty():
     assert result.text == "" and result.display.startswith("(No answer")
     assert answer("生命数耗完即算为什么？", QueueGenerator("生命数耗完即算为什么？"), None,
                   use_retrieval=False).display.startswith("（没有回答")
+
+
+@pytest.mark.parametrize("reply, expected", [  # replies seen on ARAGOG dev, shortened
+    ("The [1] (bert.pdf, p. 14)\n[2] (2017) as well as guides such as The Annotated Transformer.", ""),
+    ("BERT beats the previous models on GLUE. [1] (roberta.pdf, p. 1) [2] (roberta.pdf, p.",
+     "BERT beats the previous models on GLUE."),
+    ("DetectGPT detects text from public models (zero-shot). [1] (DetectGPT.pdf, p. 1)\n\n[2] (Detect",
+     "DetectGPT detects text from public models (zero-shot)."),
+    ("The model uses six layers [2] (notes.md, p. 1)", "The model uses six layers"),  # a claim stays
+    ("The model uses six layers [2].", "The model uses six layers [2]."),  # a citation is no echo
+])
+def test_shape_stops_where_the_reply_writes_out_the_source_list(reply, expected):
+    from ragqa.answer import shape
+
+    config = plain_answer_config(max_sentences=3, drop_empty=False)
+    assert shape(reply, "How many layers?", config) == expected

@@ -4,7 +4,7 @@ import pytest
 
 from fakes import QueueGenerator, plain_answer_config
 from ingest import ingest
-from ragqa.config import AnswerConfig, Config, EvalConfig
+from ragqa.config import Config, EvalConfig
 from ragqa.evaluate import evaluate
 
 DOCS = {"bert.md": "# BERT\n\nBERT is pre-trained with masked language modelling and next sentence prediction.",
@@ -132,7 +132,7 @@ def test_gen_data_records_are_asked_of_the_whole_index_and_qasper_of_its_paper(t
 
 
 def test_base_is_the_untuned_model_and_auto_what_ask_serves():
-    from ragqa.config import Config, EvalConfig, resolve_adapter
+    from ragqa.config import resolve_adapter
     from ragqa.evaluate import _generator_config, arms
 
     base, auto = arms(Config(eval=EvalConfig(models="base,auto", retrieval="on")))[:2]
