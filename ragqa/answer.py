@@ -15,7 +15,7 @@ from ragqa.citations import Citation, Evidence, check_citations, find_evidence
 from ragqa.config import AnswerConfig
 from ragqa.errors import RagqaError
 from ragqa.generators import BatchGenerator
-from ragqa.reply import NO_REPLY, NO_REPLY_ZH, reply_sentences, shape  # noqa: F401 (shape re-exported)
+from ragqa.reply import NO_REPLY, NO_REPLY_ZH, echoes_sources, reply_sentences, shape  # noqa: F401 (shape re-exported)
 from retrieval.context import (ABSTAIN, Source, abstain_text, best_sentences, build_messages, fit_sources, focus_sources,
                                is_chinese)
 
@@ -186,7 +186,7 @@ def answer_batch(questions: list[str], generator, retriever=None, batch_size: in
         share = (time.perf_counter() - began) / len(part)
         for (result, _), text in zip(part, texts):
             result.text = shape(text, result.question, kwargs.get("config") or AnswerConfig(), lead=result.quote)
-            result.timings.update(tokens=generator.count_tokens(result.text) if result.text else 0,
+            result.timings.update(tokens=generator.count_tokens(text) if text else 0,
                                   total_s=round(share, 3), batched=len(part))
     return [finish(r) for r, _ in prepared]
 
@@ -234,13 +234,13 @@ def _generate(result: Answer, generator, messages: list[dict], config: AnswerCon
         if text.startswith(shown) and len(text) > len(shown):
             yield text[len(shown):] if shown else text
             shown = text
-        if config.max_sentences and len(reply_sentences(raw)) > config.max_sentences:
+        if config.max_sentences and len(reply_sentences(raw)) > config.max_sentences or echoes_sources(raw):
             stream.close()  # the answer is complete: stop the model rather than generate what is cut
             break
     end = time.perf_counter()
     result.text = shape(raw, result.question, config, lead=result.quote)
     if result.text.startswith(shown) and len(result.text) > len(shown):
         yield result.text[len(shown):]
-    tokens = generator.count_tokens(result.text) if result.text else 0
+    tokens = generator.count_tokens(raw) if raw else 0  # what the model generated, shown or not
     result.timings.update(ttft_s=round((first or end) - start, 3), tokens=tokens, total_s=round(end - start, 3),
                           tokens_per_s=round((tokens - 1) / (end - first), 2) if first and tokens > 1 and end > first else None)

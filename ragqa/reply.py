@@ -35,6 +35,8 @@ def shape(raw: str, question: str, config: AnswerConfig, final: bool = True, lea
     if not config.max_sentences and not verdict:
         return raw.strip() if final else raw
     sentences = reply_sentences(raw.replace("\ufffd", ""))  # a character cut mid-token shows as U+FFFD
+    if not sentences:
+        return ""  # nothing yet, or only a source list written out
     complete = sentences if final else sentences[:-1]
     if verdict and not complete:
         return ""  # held back until the first sentence shows which verdict it states
@@ -57,12 +59,17 @@ def before_source_echo(raw: str) -> str:
     answer. It happened in ~10% of ARAGOG dev replies, tuned or not. A fragment of one or two words
     the echo interrupted ("The") goes too."""
     echo = _SOURCE_HEADER.search(raw)
-    if not echo:
+    if echo is None:
         return raw
     sentences = reply_sentences(raw[:echo.start()])
     if sentences and sentences[-1][-1:] not in ".!?。！？\"”')" and len(sentences[-1].split()) < 3:
         sentences.pop()
     return " ".join(sentences)
+
+
+def echoes_sources(raw: str) -> bool:
+    """The reply has begun writing out the prompt's source list: nothing after it is shown."""
+    return _SOURCE_HEADER.search(raw) is not None
 
 
 def empty_reply(sentence: str, question: str, lead: str = "", partial: bool = False) -> bool:

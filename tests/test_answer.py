@@ -379,3 +379,5 @@ def test_shape_stops_where_the_reply_writes_out_the_source_list(reply, expected)
 
     config = plain_answer_config(max_sentences=3, drop_empty=False)
     assert shape(reply, "How many layers?", config) == expected
+    streamed = shape(reply, "How many layers?", config, final=False)  # while streaming, too
+    assert streamed == expected or expected.startswith(streamed)
