@@ -20,6 +20,8 @@ _FILLER = re.compile(r"^\W*(?:(?:the )?answer(?: to (?:this|the) question)? is\b
 _NEGATION = re.compile(r"\b(not|no|never|none|neither|nor|cannot|\w+n't)\b", re.IGNORECASE)
 # a source header of the prompt ("[2] (bert.pdf, p. 3)", see retrieval.store.Chunk.location) said again
 _SOURCE_HEADER = re.compile(r"\[\d+\]\s*\([^()\n]*?,\s*p\.")
+# while streaming, what may still become one ("[2] (bert.pdf,"): held back, since shown text cannot be taken back
+_PARTIAL_HEADER = re.compile(r"\[\d+\]\s*\([^()\n]*$")
 
 
 def shape(raw: str, question: str, config: AnswerConfig, final: bool = True, lead: str = "") -> str:
@@ -30,7 +32,7 @@ def shape(raw: str, question: str, config: AnswerConfig, final: bool = True, lea
     with the verdict it states. While streaming (``final=False``) the unfinished last sentence is
     kept unless it is empty so far, and a yes/no reply is held back until its first sentence is complete.
     """
-    raw = before_source_echo(raw)
+    raw = before_source_echo(raw if final else _PARTIAL_HEADER.sub("", raw))
     verdict = config.yes_no_hint and is_yes_no(question)
     if not config.max_sentences and not verdict:
         return raw.strip() if final else raw
