@@ -21,7 +21,7 @@ _NEGATION = re.compile(r"\b(not|no|never|none|neither|nor|cannot|\w+n't)\b", re.
 # a source header of the prompt ("[2] (bert.pdf, p. 3)", see retrieval.store.Chunk.location) said again
 _SOURCE_HEADER = re.compile(r"\[\d+\]\s*\([^()\n]*?,\s*p\.")
 # while streaming, what may still become one ("[2] (bert.pdf,"): held back, since shown text cannot be taken back
-_PARTIAL_HEADER = re.compile(r"\[\d+\]\s*\([^()\n]*$")
+_PARTIAL_HEADER = re.compile(r"\[\d*(?:\]\s*(?:\([^()\n]*)?)?$")  # "[", "[2", "[2]", "[2] (bert.pdf,"
 
 
 def shape(raw: str, question: str, config: AnswerConfig, final: bool = True, lead: str = "") -> str:

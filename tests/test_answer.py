@@ -383,3 +383,4 @@ def test_shape_stops_where_the_reply_writes_out_the_source_list(reply, expected)
     assert streamed == expected or expected.startswith(streamed)
     # a header still being written never shows: streamed text cannot be taken back
     assert "(" not in shape("The six layers. The [1] (user-guide.md,", "How many layers?", config, final=False)
+    assert shape("It has six layers [1", "How many layers?", config, final=False) == "It has six layers"
