@@ -81,9 +81,9 @@ def worker_llamaindex_configured(files: list[Path], home: str) -> dict:
     from llama_index.core.storage.docstore import SimpleDocumentStore
     from llama_index.core.vector_stores import SimpleVectorStore
 
-    from ragqa.config import IngestConfig
+    from ragqa.config import EmbedderConfig, IngestConfig
 
-    embed, tok = _hf_embedding()
+    embed, tok = _hf_embedding(batch_size=EmbedderConfig().batch_size)  # ragqa's batch
     config = IngestConfig()
     persist = Path(home) / "llamaindex-configured"
     t = time.perf_counter()
@@ -111,7 +111,7 @@ def worker_llamaindex_configured(files: list[Path], home: str) -> dict:
             **_token_figures(tok, texts)}
 
 
-def _hf_embedding(batch_size: int | None = 32):
+def _hf_embedding(batch_size: int | None = None):
     import torch
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 

@@ -85,7 +85,7 @@ class EmbedderConfig:
     # weights (pip install 'ragqa[fast]'): 1.42x faster on 2 cores, same ARAGOG doc-hit, its own index
     model: str = DEFAULT_EMBEDDER
     precision: str = "auto"  # auto: bf16 autocast where the CPU has bf16 units (2x faster there), else fp32
-    batch_size: int = 32  # passages per forward pass
+    batch_size: int = 16  # passages per forward pass
     threads: int = 0  # torch threads; 0 = RAGQA_THREADS or all cores
 
     def __post_init__(self):
