@@ -217,3 +217,29 @@ def test_unknown_model_id_offline_is_one_line_at_once():
 
     with pytest.raises(ConfigError, match="model nobody/no-such-model: not a local folder and not in the Hugging Face cache"):
         resolve_model("nobody/no-such-model")  # checked before transformers tries (and retries) the hub
+
+
+class _ByteTokenizer:
+    """One id per byte (0 is the unknown token); ``lose_spaces``: spaces become the unknown token, as
+    transformers 5.3 read SmolLM2's GGUF tokenizer."""
+
+    unk_token_id = 0
+
+    def __init__(self, lose_spaces: bool = False):
+        self.lose_spaces = lose_spaces
+
+    def __call__(self, text, add_special_tokens=False):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(input_ids=[0 if self.lose_spaces and b == 32 else b for b in text.encode()])
+
+    def decode(self, ids):
+        return bytes(i for i in ids if i).decode()
+
+
+def test_a_gguf_tokenizer_that_loses_text_is_refused_before_conversion():
+    from ragqa.generators._gguf import check_tokenizer
+
+    check_tokenizer(_ByteTokenizer(), "model.gguf")  # text survives: accepted
+    with pytest.raises(ConfigError, match=r"model.gguf: transformers .* reads this GGUF's tokenizer wrongly.*pip install -U"):
+        check_tokenizer(_ByteTokenizer(lose_spaces=True), "model.gguf")

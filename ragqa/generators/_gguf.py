@@ -73,6 +73,22 @@ def resolve_model(model: str) -> str:
     return model
 
 
+_PROBE = "The quick brown fox jumps over 13 lazy dogs."
+
+
+def check_tokenizer(tokenizer, name: str) -> None:
+    """Refuse a tokenizer that does not give text back as it was: transformers 5.3 read SmolLM2's GGUF
+    tokenizer as a CodeLlama one that turned every space into <|endoftext|>; the model then answered
+    garbage prompts, with no error anywhere."""
+    import transformers
+
+    ids = tokenizer(_PROBE, add_special_tokens=False).input_ids
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if tokenizer.decode(ids).strip() != _PROBE or (unk is not None and unk in ids):
+        raise ConfigError(f"model {name}: transformers {transformers.__version__} reads this GGUF's tokenizer "
+                          "wrongly (text does not survive encoding) — pip install -U transformers")
+
+
 def converted_gguf(gguf: Path) -> Path:
     """Dequantize ``gguf`` once into a transformers folder under $RAGQA_HOME/models."""
     stat = gguf.stat()
@@ -88,6 +104,7 @@ def converted_gguf(gguf: Path) -> Path:
     log.info("converting %s to a transformers model once (about 30 s), cached in %s", gguf.name, target)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    check_tokenizer(tokenizer, gguf.name)  # before a minute of dequantizing, and never cached broken
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # the weights are plain fp32 now; left in place, the GGUF quantizer breaks save/reload
     model.hf_quantizer = None
