@@ -6,6 +6,7 @@ chat template, under token budgets → streamed generation → citation check an
 """
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from ragqa.config import AnswerConfig
 from ragqa.errors import RagqaError
 from ragqa.generators import BatchGenerator
 from ragqa.reply import NO_REPLY, NO_REPLY_ZH, echoes_sources, reply_sentences, shape  # noqa: F401 (shape re-exported)
+from ragqa.text import CJK_RUN
 from retrieval.context import (ABSTAIN, Source, abstain_text, best_sentences, build_messages, fit_sources, focus_sources,
                                is_chinese)
 
@@ -45,6 +47,10 @@ class Answer:
         t = self.timings
         if self.abstained:
             return f"retrieval {t.get('retrieval_ms', 0):.0f} ms · nothing relevant enough: the model was not called"
+        if t.get("quote_only"):
+            return (f"retrieval {t.get('retrieval_ms', 0):.0f} ms · {self.model} barely reads this script "
+                    f"({t['quote_only']} tokens per character): the answer is the best passage sentence, "
+                    "the model was not called")
         return (f"retrieval {t.get('retrieval_ms', 0):.0f} ms · prompt {t.get('prompt_tokens', 0)} tokens · "
                 f"first token {t.get('ttft_s') or 0:.2f} s · {t.get('tokens_per_s') or 0:.1f} tokens/s · "
                 f"{t.get('tokens', 0)} tokens · {self.model}")
@@ -127,17 +133,24 @@ def prepare(question: str, generator, retriever=None, config: AnswerConfig | Non
     if result.retrieval:
         result.query = retrieval_query(question, history, config.history_turns)
         hits = retriever.search(result.query, k=k or config.k, doc=doc)
-        result.sources = fit_sources(hits, generator, config.context_tokens)
         if _nothing_relevant(hits, config, doc):
+            result.sources = fit_sources(hits, generator, config.context_tokens)
             result.timings["retrieval_ms"] = round(1000 * (time.perf_counter() - started), 1)
             _abstain(result)
             return result, None
-        best = None
-        if config.focus_tokens:
-            result.sources, best = focus_sources(question, result.sources, retriever.embedder,
-                                                 config.focus_tokens, generator.count_tokens)
-        elif config.lead_quote:
-            best = next(iter(best_sentences(question, result.sources, retriever.embedder, 1, hybrid=True)), None)
+        quote_only = _unread_script(question, generator, config.quote_only_above) if config.lead_quote else 0.0
+        # the model reads no source of a quote-only answer: the lead is sought in the whole passages
+        result.sources, best = _sources_and_lead(question, hits, generator, retriever.embedder, config,
+                                                 math.inf if quote_only else config.context_tokens)
+        if quote_only and best:
+            result.timings["quote_only"] = quote_only
+            result.quote, result.lead = best[1], f'"{best[1]}" [{best[0]}]'
+            result.text = result.lead
+            result.timings["retrieval_ms"] = round(1000 * (time.perf_counter() - started), 1)
+            return result, None
+        if quote_only:  # nothing quotable: the model answers after all, from sources within its budget
+            result.sources, best = _sources_and_lead(question, hits, generator, retriever.embedder, config,
+                                                     config.context_tokens)
         if config.lead_quote and best:  # the passage sentence the answer rests on, quoted and cited
             result.quote, result.lead = best[1], f'"{best[1]}" [{best[0]}]'
         _add_background(result, retriever, generator, config, doc)
@@ -189,6 +202,28 @@ def answer_batch(questions: list[str], generator, retriever=None, batch_size: in
             result.timings.update(tokens=generator.count_tokens(text) if text else 0,
                                   total_s=round(share, 3), batched=len(part))
     return [finish(r) for r, _ in prepared]
+
+
+def _sources_and_lead(question: str, hits, generator, embedder, config: AnswerConfig,
+                      budget: float) -> tuple[list[Source], tuple[int, str] | None]:
+    """The passages within ``budget`` generator tokens, focused on the question (``answer.focus_tokens``),
+    and the sentence a lead quote would be, as (source number, sentence)."""
+    sources = fit_sources(hits, generator, budget)
+    if config.focus_tokens:
+        return focus_sources(question, sources, embedder, config.focus_tokens, generator.count_tokens)
+    if config.lead_quote:
+        return sources, next(iter(best_sentences(question, sources, embedder, 1, hybrid=True)), None)
+    return sources, None
+
+
+def _unread_script(question: str, generator, limit: float) -> float:
+    """The model's tokens per CJK character of ``question`` when above ``limit`` (its tokenizer, hence its
+    training, barely covers the script: it would answer noise), else 0."""
+    cjk = "".join(CJK_RUN.findall(question))
+    if not limit or len(cjk) < 4:
+        return 0.0
+    per_char = generator.count_tokens(cjk) / len(cjk)
+    return round(per_char, 2) if per_char > limit else 0.0
 
 
 def _nothing_relevant(hits, config: AnswerConfig, doc: str | None) -> bool:

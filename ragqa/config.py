@@ -82,10 +82,11 @@ def default_threads() -> int:
 @dataclass
 class EmbedderConfig:
     # sentence-transformers name or local path; NAME#onnx-int8 = the same model on ONNX Runtime with int8
-    # weights (pip install 'ragqa[fast]'): 1.42x faster on 2 cores, same ARAGOG doc-hit, its own index
+    # weights (pip install 'ragqa[fast]'): 1.42x torch fp32 on a CPU without bf16 units (slower than bf16 where
+    # it has them), same ARAGOG doc-hit, its own index
     model: str = DEFAULT_EMBEDDER
     precision: str = "auto"  # auto: bf16 autocast where the CPU has bf16 units (2x faster there), else fp32
-    batch_size: int = 16  # passages per forward pass
+    batch_size: int = 16  # passages per forward pass: as fast as 32 in bench/ingest.py, ~125 MiB lower peak RSS
     threads: int = 0  # torch threads; 0 = RAGQA_THREADS or all cores
 
     def __post_init__(self):
@@ -225,6 +226,11 @@ class AnswerConfig:
     yes_no_hint: bool = True  # ask yes/no questions to be answered "Yes" or "No" first, and open the reply so
     max_sentences: int = 3  # the reply is cut after this many sentences (0 = as generated)
     drop_empty: bool = True  # leave out reply sentences that say nothing new (ragqa.reply.empty_reply)
+    # a question in a script the model's tokenizer barely covers (more tokens per character than this)
+    # is answered with the lead quote alone: SmolLM2 spends 1.7-2.0 tokens per Chinese character and what
+    # it added after the quote to CMRC answers was mostly wrong (bench/chinese.py); Chinese-trained
+    # models spend about one, and remote ones are not measured (always called). 0 = always call the model
+    quote_only_above: float = 1.5
     max_question_chars: int = 2000
 
     def __post_init__(self):

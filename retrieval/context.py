@@ -106,16 +106,16 @@ def build_messages(question: str, sources: list[Source], history: list[tuple[str
 
 
 def rank_sentences(question: str, sentences: list[str], embedder=None, hybrid: bool = True,
-                   cosine=None) -> list[tuple[int, float]]:
+                   cosine=None, unreadable: bool = False) -> list[tuple[int, float]]:
     """Indexes of ``sentences`` best first, with their cosine to ``question`` (computed with
-    ``embedder`` unless given as ``cosine``).
+    ``embedder`` unless given as ``cosine``; ``unreadable``: the given cosines came from an embedder
+    that cannot read the question, and are left out).
 
     ``hybrid`` fuses the embedder's cosine ranking with a lexical one (question words the sentence
     shares, weighted by how rare they are among the candidates) by reciprocal rank, as retrieval
     fuses dense and BM25: MiniLM alone ranked "the BERT model is first initialized with the
     pre-trained parameters" above "we pre-train BERT using two unsupervised tasks".
     """
-    unreadable = False
     if cosine is None:
         vectors = embedder.embed_batch([question] + sentences)
         cosine = vectors[1:] @ vectors[0]
@@ -206,5 +206,6 @@ def focus_sources(question: str, sources: list[Source], embedder, budget: int,
     kept = [i for i in sorted(chosen) if quotable(pool[i][1])]
     if not kept:
         return out, None
-    top = rank_sentences(question, [pool[i][1] for i in kept], cosine=[cosine[i] for i in kept])[0][0]
+    top = rank_sentences(question, [pool[i][1] for i in kept], cosine=[cosine[i] for i in kept],
+                         unreadable=not reads(embedder, question))[0][0]
     return out, (renumber[pool[kept[top]][0]], pool[kept[top]][1])

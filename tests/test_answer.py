@@ -384,3 +384,58 @@ def test_shape_stops_where_the_reply_writes_out_the_source_list(reply, expected)
     # a header still being written never shows: streamed text cannot be taken back
     assert "(" not in shape("The six layers. The [1] (user-guide.md,", "How many layers?", config, final=False)
     assert shape("It has six layers [1", "How many layers?", config, final=False) == "It has six layers"
+
+
+class ByteLevelQueue(QueueGenerator):
+    """Counts a Chinese character as ``per_char`` tokens, as SmolLM2's English byte-level tokenizer (2)
+    or a Chinese-trained one (1) would."""
+
+    def __init__(self, per_char: int, *replies: str):
+        super().__init__(*replies)
+        self.per_char = per_char
+
+    def count_tokens(self, text: str) -> int:
+        from ragqa.text import CJK_RUN, cjk_count
+
+        return len(CJK_RUN.sub(" ", text).split()) + self.per_char * cjk_count(text)
+
+
+def test_a_question_in_a_script_the_model_barely_reads_is_answered_by_the_quote_alone(tmp_path, word_embedder):
+    filler = " ".join(f"蒙古 帝国 的 第{i}个 汗国 很 大。" for i in range(8))  # 150 tokens: beyond the prompt budget
+    (tmp_path / "zh.md").write_text(f"# 汗国\n\n{filler} 金帐汗国 的 建立者 是 拔都。 蓝帐汗国 形成于 1227年 前后。\n")
+    ingest([tmp_path], index="zh", embedder=word_embedder, progress=False)
+    retriever = Retriever(IndexStore.open("zh"), word_embedder, RetrievalConfig())
+    question, cfg = "金帐汗国 的 建立者 是 谁？", AnswerConfig(k=2, abstain_below=0.1, context_tokens=64)
+    english_only = ByteLevelQueue(2)  # no reply queued: calling the model fails the test
+    result = answer(question, english_only, retriever, config=cfg)
+    assert result.text == '"金帐汗国 的 建立者 是 拔都。" [1]' and not english_only.prompts
+    assert not result.abstained and result.citations and result.citations[0].n == 1
+    assert "barely reads this script (2.0 tokens per character)" in result.timing_line()
+    reads_chinese = ByteLevelQueue(1, "拔都 [1]。")
+    assert answer(question, reads_chinese, retriever, config=cfg).text.endswith("拔都 [1]。")
+    assert len(reads_chinese.prompts) == 1
+    english_only.enqueue("拔都 [1]。")  # the check switched off: the model is asked
+    assert answer(question, english_only, retriever, config=AnswerConfig(k=2, abstain_below=0.1, context_tokens=64,
+                  quote_only_above=0)).text.endswith("拔都 [1]。")
+
+
+def test_the_lead_quote_of_a_question_the_embedder_cannot_read_is_ranked_by_shared_words_alone():
+    import numpy as np
+
+    from retrieval.context import Source, focus_sources
+
+    wrong, right = "它的首都设在萨莱城。", "金帐汗国的建立者是拔都。"
+    fillers = ["蒙古帝国分为多个汗国。", "汗国之间常有战争。"]
+    cosines = {wrong: 1.0, fillers[0]: 0.9, fillers[1]: 0.8, right: 0.0}
+
+    class Misleading:  # [UNK]-heavy vectors whose cosines happen to favour the wrong sentence
+        def embed_batch(self, texts, progress=False):
+            return np.array([[1.0, 0.0] if t not in cosines else [cosines[t], (1 - cosines[t] ** 2) ** 0.5]
+                             for t in texts], np.float32)
+
+        def unknown_share(self, text):
+            return 0.9
+
+    passage = "".join([wrong, *fillers, right])
+    _, lead = focus_sources("金帐汗国的建立者是谁？", [Source(1, None, passage)], Misleading(), 10_000, len)
+    assert lead == (1, right)
