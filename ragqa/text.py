@@ -46,8 +46,10 @@ def is_chinese(text: str) -> bool:
 
 _YES_NO = re.compile(r"^(is|are|was|were|do|does|did|can|could|has|have|had|will|would|should|shall|may|might)\b",
                      re.IGNORECASE)
+# "Can you describe ...", "Could you explain ...": a request for an explanation, not a yes/no question
+_REQUEST = re.compile(r"^(can|could|would|will)\s+you\b", re.IGNORECASE)
 
 
 def is_yes_no(question: str) -> bool:
     """A judgmental question ("Does the paper report ...?"), answered yes or no first."""
-    return bool(_YES_NO.match(question.strip()))
+    return bool(_YES_NO.match(question.strip())) and not _REQUEST.match(question.strip())

@@ -234,6 +234,19 @@ def test_yes_no_hint_only_for_yes_no_questions(retriever):
     assert gen.prompts[1][-1]["content"].endswith("BERT?")
 
 
+@pytest.mark.parametrize("question, yes_no", [
+    ("Can PAL's approach be generalized to models trained on natural language?", True),
+    ("Does the algorithm improve on the state-of-the-art methods?", True),
+    ("Can you describe the modifications LLaMA makes to the transformer architecture?", False),  # a request
+    ("Could you explain the normalization step applied to generated answers?", False),
+    ("What are the pre-training tasks of BERT?", False),
+])
+def test_requests_phrased_as_questions_are_not_yes_no(question, yes_no):
+    from ragqa.text import is_yes_no
+
+    assert is_yes_no(question) is yes_no
+
+
 @pytest.mark.parametrize("raw, question, expected", [
     ("LoRA freezes the weights. It trains low-rank matrices. 1. A list 2. that runs on", "What does LoRA do?",
      "LoRA freezes the weights. It trains low-rank matrices."),
