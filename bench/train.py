@@ -6,7 +6,8 @@ Each shape trains a fresh LoRA for ``--steps`` steps in its own process (peak RS
 through ``finetune.train``, the code `ragqa train` runs:
 
 - ``reference``: the shape MACHINE-NOTES measured (batch 4 × 256 tokens, LoRA on q,v; ~170 tokens/s
-  on 2 Intel cores, fp32), on synthetic chats cut to 256 tokens;
+  on 2 Intel cores, fp32), on synthetic chats cut to 256 tokens; ``reference-bf16``: the same under
+  bf16 autocast (``train.mixed_precision``; the default where the CPU has bf16 units);
 - ``grouped`` / ``random``: the real data (``--data``, a gen-data folder), batch 4, LoRA on
   q,k,v,o, batches drawn by length (the default) or at random: the padding the grouping saves.
 
@@ -25,7 +26,8 @@ from pathlib import Path
 from _common import ROOT, table, write_result
 
 SHAPES = {  # TrainConfig settings per shape
-    "reference": {"target_modules": "q_proj,v_proj", "max_length": 260},
+    "reference": {"target_modules": "q_proj,v_proj", "max_length": 260, "mixed_precision": "no"},
+    "reference-bf16": {"target_modules": "q_proj,v_proj", "max_length": 260, "mixed_precision": "bf16"},
     "grouped": {"target_modules": "q_proj,k_proj,v_proj,o_proj", "max_length": 1024},
     "random": {"target_modules": "q_proj,k_proj,v_proj,o_proj", "max_length": 1024, "group_by_length": False},
 }
@@ -66,14 +68,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", help="a gen-data folder (the grouped/random shapes)")
     ap.add_argument("--steps", type=int, default=6)
-    ap.add_argument("--shapes", default="reference,grouped,random")
+    ap.add_argument("--shapes", default="reference,reference-bf16,grouped,random")
     args = ap.parse_args()
     rows = []
     for shape in args.shapes.split(","):
-        if shape != "reference" and not args.data:
+        if not shape.startswith("reference") and not args.data:
             print(f"{shape}: skipped (needs --data)")
             continue
-        data = str(synthetic(Path(tempfile.mkdtemp()) / "chats.jsonl")) if shape == "reference" else args.data
+        data = str(synthetic(Path(tempfile.mkdtemp()) / "chats.jsonl")) if shape.startswith("reference") else args.data
         rows.append(run_one(shape, data, args.steps))
         print(rows[-1], flush=True)
     table(rows)

@@ -351,8 +351,19 @@ def _arguments(tc, out: Path, has_eval: bool, progress: bool):
         # similar lengths in a batch: less padding, the main waste with retrieved contexts of uneven size
         train_sampling_strategy="group_by_length" if tc.group_by_length else "random",
         include_num_input_tokens_seen="non_padding",
-        bf16=cuda and torch.cuda.is_bf16_supported(), use_cpu=not cuda, report_to="none",
+        bf16=_bf16_autocast(tc.mixed_precision, cuda), use_cpu=not cuda, report_to="none",
         disable_tqdm=not progress, remove_unused_columns=False, dataloader_num_workers=0)
+
+
+def _bf16_autocast(mixed_precision: str, cuda: bool) -> bool:
+    """Whether to train under bf16 autocast (``train.mixed_precision``)."""
+    import torch
+
+    from ragqa.config import cpu_has_bf16
+
+    if mixed_precision != "auto":
+        return mixed_precision == "bf16"
+    return torch.cuda.is_bf16_supported() if cuda else cpu_has_bf16()
 
 
 def _smoke_prompt(examples: list[dict]) -> list[int] | None:

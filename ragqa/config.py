@@ -382,9 +382,14 @@ class TrainConfig:
     gradient_checkpointing: bool = False  # less memory, ~30% slower
     # batches of similar lengths: less padding (1.45x the tokens/s of random batches, bench/train.py)
     group_by_length: bool = True
+    # bf16 autocast over fp32 weights: "auto" = on a CUDA GPU with bf16 and on a CPU with bf16 units
+    # (AVX512-BF16/AMX; emulated, hence far slower, elsewhere), "bf16" = always, "no" = fp32 throughout
+    mixed_precision: str = "auto"
     seed: int = 0
 
     def __post_init__(self):
+        if self.mixed_precision not in ("auto", "bf16", "no"):
+            raise ConfigError(f"train.mixed_precision={self.mixed_precision!r}: use 'auto', 'bf16' or 'no'")
         if self.method not in METHODS:
             raise ConfigError(f"train.method={self.method!r}: use one of {', '.join(METHODS)}")
         for name in ("lora_r", "lora_alpha", "batch_size", "grad_accum", "eval_steps", "save_steps",
