@@ -7,7 +7,7 @@ through ``finetune.train``, the code `ragqa train` runs:
 
 - ``reference``: the shape MACHINE-NOTES measured (batch 4 × 256 tokens, LoRA on q,v; ~170 tokens/s
   on 2 Intel cores, fp32), on synthetic chats cut to 256 tokens; ``reference-bf16``: the same under
-  bf16 autocast (``train.mixed_precision``; the default where the CPU has bf16 units);
+  bf16 autocast (``train.mixed_precision = "bf16"``);
 - ``grouped`` / ``random``: the real data (``--data``, a gen-data folder), batch 4, LoRA on
   q,k,v,o, batches drawn by length (the default) or at random: the padding the grouping saves.
 

@@ -359,11 +359,9 @@ def _bf16_autocast(mixed_precision: str, cuda: bool) -> bool:
     """Whether to train under bf16 autocast (``train.mixed_precision``)."""
     import torch
 
-    from ragqa.config import cpu_has_bf16
-
     if mixed_precision != "auto":
         return mixed_precision == "bf16"
-    return torch.cuda.is_bf16_supported() if cuda else cpu_has_bf16()
+    return cuda and torch.cuda.is_bf16_supported()
 
 
 def _smoke_prompt(examples: list[dict]) -> list[int] | None:

@@ -382,8 +382,9 @@ class TrainConfig:
     gradient_checkpointing: bool = False  # less memory, ~30% slower
     # batches of similar lengths: less padding (1.45x the tokens/s of random batches, bench/train.py)
     group_by_length: bool = True
-    # bf16 autocast over fp32 weights: "auto" = on a CUDA GPU with bf16 and on a CPU with bf16 units
-    # (AVX512-BF16/AMX; emulated, hence far slower, elsewhere), "bf16" = always, "no" = fp32 throughout
+    # bf16 autocast over fp32 weights: "auto" = on a CUDA GPU with bf16; "bf16" = also on a CPU (with
+    # AVX512-BF16 units it was no faster for SmolLM2 LoRA: 317-363 against 296-384 tokens/s in fp32,
+    # bench/train.py; without them bf16 is emulated and far slower); "no" = fp32 throughout
     mixed_precision: str = "auto"
     seed: int = 0
 

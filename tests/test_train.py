@@ -307,3 +307,13 @@ def test_accelerate_launch_runs_the_same_command_on_two_cpu_processes(tiny_base,
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["steps"] == 3 and (tmp_path / "run" / "adapter_model.safetensors").is_file()
     assert metrics["tokens_seen"] > 0 and "3 steps" in done.stdout  # one summary line: rank 0 speaks
+
+
+def test_mixed_precision_is_chosen_by_config(tmp_path):
+    from finetune._train import _arguments
+
+    assert _arguments(TrainConfig(mixed_precision="bf16"), tmp_path, False, False).bf16 is True
+    assert _arguments(TrainConfig(mixed_precision="no"), tmp_path, False, False).bf16 is False
+    assert _arguments(TrainConfig(), tmp_path, False, False).bf16 is False  # auto: bf16 on CUDA only
+    with pytest.raises(ConfigError, match="train.mixed_precision='fp8': use 'auto', 'bf16' or 'no'"):
+        TrainConfig(mixed_precision="fp8")
