@@ -113,7 +113,7 @@ def stream_answer(question: str, generator, retriever=None, config: AnswerConfig
     ``doc`` restricts retrieval to one document (id, file name or title), as QASPER asks.
     """
     result, messages = prepare(question, generator, retriever, config, history, use_retrieval, k, doc)
-    if messages is None:  # abstained: nothing to generate
+    if messages is None:  # abstained or quote-only: nothing to generate
         yield result.text
     else:
         if result.lead:  # known before the model runs: the reader sees the evidence at once
@@ -125,36 +125,16 @@ def stream_answer(question: str, generator, retriever=None, config: AnswerConfig
 def prepare(question: str, generator, retriever=None, config: AnswerConfig | None = None,
             history: list[tuple[str, str]] | None = None, use_retrieval: bool = True,
             k: int | None = None, doc: str | None = None) -> tuple[Answer, list[dict] | None]:
-    """Everything before generation: the ``Answer`` so far and the chat to send (None when abstaining)."""
+    """Everything before generation: the ``Answer`` so far and the chat to send (None when the model is not
+    asked: abstained, or answered by the lead quote alone)."""
     config, history = config or AnswerConfig(), history or []
     question = check_question(question, config)
     result = Answer(question, "", retrieval=use_retrieval and retriever is not None, model=generator.name)
     started = time.perf_counter()
-    if result.retrieval:
-        result.query = retrieval_query(question, history, config.history_turns)
-        hits = retriever.search(result.query, k=k or config.k, doc=doc)
-        if _nothing_relevant(hits, config, doc):
-            result.sources = fit_sources(hits, generator, config.context_tokens)
-            result.timings["retrieval_ms"] = round(1000 * (time.perf_counter() - started), 1)
-            _abstain(result)
-            return result, None
-        quote_only = _unread_script(question, generator, config.quote_only_above) if config.lead_quote else 0.0
-        # the model reads no source of a quote-only answer: the lead is sought in the whole passages
-        result.sources, best = _sources_and_lead(question, hits, generator, retriever.embedder, config,
-                                                 math.inf if quote_only else config.context_tokens)
-        if quote_only and best:
-            result.timings["quote_only"] = quote_only
-            result.quote, result.lead = best[1], f'"{best[1]}" [{best[0]}]'
-            result.text = result.lead
-            result.timings["retrieval_ms"] = round(1000 * (time.perf_counter() - started), 1)
-            return result, None
-        if quote_only:  # nothing quotable: the model answers after all, from sources within its budget
-            result.sources, best = _sources_and_lead(question, hits, generator, retriever.embedder, config,
-                                                     config.context_tokens)
-        if config.lead_quote and best:  # the passage sentence the answer rests on, quoted and cited
-            result.quote, result.lead = best[1], f'"{best[1]}" [{best[0]}]'
-        _add_background(result, retriever, generator, config, doc)
+    ask_model = _retrieve(result, retriever, generator, config, history, k, doc) if result.retrieval else True
     result.timings["retrieval_ms"] = round(1000 * (time.perf_counter() - started), 1)
+    if not ask_model:
+        return result, None
     messages = build_messages(question, result.sources, history, config.history_turns, result.retrieval,
                               (config.system if result.retrieval else "") or None, config.yes_no_hint)
     result.timings["prompt_tokens"] = generator.count_tokens("\n".join(m["content"] for m in messages))
@@ -202,6 +182,34 @@ def answer_batch(questions: list[str], generator, retriever=None, batch_size: in
             result.timings.update(tokens=generator.count_tokens(text) if text else 0,
                                   total_s=round(share, 3), batched=len(part))
     return [finish(r) for r, _ in prepared]
+
+
+def _retrieve(result: Answer, retriever, generator, config: AnswerConfig, history, k: int | None,
+              doc: str | None) -> bool:
+    """Sources, lead quote and background into ``result``; False when the model is not to be asked
+    (nothing relevant: abstained; a script the model barely reads: answered by the lead quote)."""
+    question = result.question
+    result.query = retrieval_query(question, history, config.history_turns)
+    hits = retriever.search(result.query, k=k or config.k, doc=doc)
+    if _nothing_relevant(hits, config, doc):
+        result.sources = fit_sources(hits, generator, config.context_tokens)
+        _abstain(result)
+        return False
+    quote_only = _unread_script(question, generator, config.quote_only_above) if config.lead_quote else 0.0
+    # the model reads no source of a quote-only answer: the lead is sought in the whole passages
+    result.sources, best = _sources_and_lead(question, hits, generator, retriever.embedder, config,
+                                             math.inf if quote_only else config.context_tokens)
+    if quote_only and not best:  # nothing quotable: the model answers after all, from sources within its budget
+        quote_only = 0.0
+        result.sources, best = _sources_and_lead(question, hits, generator, retriever.embedder, config,
+                                                 config.context_tokens)
+    if config.lead_quote and best:  # the passage sentence the answer rests on, quoted and cited
+        result.quote, result.lead = best[1], f'"{best[1]}" [{best[0]}]'
+    if quote_only:
+        result.text, result.timings["quote_only"] = result.lead, quote_only
+        return False
+    _add_background(result, retriever, generator, config, doc)
+    return True
 
 
 def _sources_and_lead(question: str, hits, generator, embedder, config: AnswerConfig,
