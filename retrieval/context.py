@@ -140,8 +140,22 @@ def rank_sentences(question: str, sentences: list[str], embedder=None, hybrid: b
 def _pool(sources: list[Source], min_words: int = 5) -> list[tuple[int, str]]:
     """(source number, sentence) for the sentences of the retrieved passages long enough to quote
     (Chinese has no spaces: two characters count as a word)."""
-    return [(s.n, sentence) for s in sources if not s.term for sentence in split_sentences(s.text)
-            if len(sentence.split()) + cjk_count(sentence) // 2 >= min_words]
+    pool = [(s.n, unglue(sentence, getattr(s, "chunk", None))) for s in sources if not s.term
+            for sentence in split_sentences(s.text)]
+    return [(n, sentence) for n, sentence in pool if len(sentence.split()) + cjk_count(sentence) // 2 >= min_words]
+
+
+def unglue(sentence: str, chunk) -> str:
+    """``sentence`` without what PDF layout glued to its front: the section heading a section's first
+    sentence follows ("3 A MULTITASK TEST We create ...") or a footnote mark on a line of its own
+    ("3\nWe primarily report ..."); 8 of 99 dev lead quotes opened so. The rest stays verbatim."""
+    section, text = getattr(chunk, "section", ""), getattr(chunk, "text", "")
+    mark = re.match(r"\d{1,2}(?= )", sentence)
+    for head in (section, mark[0] if mark else ""):  # each only where it stood on a line of its own
+        rest = sentence[len(head) + 1:] if head and sentence.startswith(head + " ") else ""
+        if rest and re.search(rf"(^|\n){re.escape(head)}[ \t]*\n\s*{re.escape(rest.split(' ', 1)[0])}", text):
+            sentence = rest
+    return sentence
 
 
 _POINTER = re.compile(r"^(?:Table|Figure|Fig\.|Tab\.)\s*\S+\s+(?:\S+\s+){0,2}?(?:shows?|presents?|lists?|reports?|"

@@ -452,3 +452,28 @@ def test_the_lead_quote_of_a_question_the_embedder_cannot_read_is_ranked_by_shar
     passage = "".join([wrong, *fillers, right])
     _, lead = focus_sources("金帐汗国的建立者是谁？", [Source(1, None, passage)], Misleading(), 10_000, len)
     assert lead == (1, right)
+
+
+def test_a_lead_quote_sheds_the_heading_or_footnote_mark_pdf_layout_glued_to_it():
+    from types import SimpleNamespace
+
+    from retrieval.context import Source, best_sentences, unglue
+
+    chunk = SimpleNamespace(section="3 A MULTITASK TEST", text="3 A MULTITASK TEST\nWe create a massive multitask "
+                            "test of multiple-choice questions.\nThe heads are counted as A.\n3\nWe primarily report "
+                            "results on two model sizes.\n2 GPUs were used for every run of the model.")
+    assert unglue("3 A MULTITASK TEST We create a massive multitask test of multiple-choice questions.", chunk) == \
+        "We create a massive multitask test of multiple-choice questions."
+    assert unglue("3 We primarily report results on two model sizes.", chunk) == "We primarily report results on two model sizes."
+    assert unglue("2 GPUs were used for every run of the model.", chunk) == "2 GPUs were used for every run of the model."
+    source = Source(1, chunk, " ".join(chunk.text.split()))
+
+    class Words:  # shared words as cosine
+        def embed_batch(self, texts, progress=False):
+            import numpy as np
+            vocab = sorted({w for t in texts for w in t.lower().split()})
+            v = np.array([[t.lower().split().count(w) for w in vocab] for t in texts], np.float32)
+            return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    best = best_sentences("How was the multitask test created?", [source], Words(), 1)
+    assert best[0][1] == "We create a massive multitask test of multiple-choice questions."
