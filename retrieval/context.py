@@ -147,15 +147,26 @@ def _pool(sources: list[Source], min_words: int = 5) -> list[tuple[int, str]]:
 
 def unglue(sentence: str, chunk) -> str:
     """``sentence`` without what PDF layout glued to its front: the section heading a section's first
-    sentence follows ("3 A MULTITASK TEST We create ...") or a footnote mark on a line of its own
-    ("3\nWe primarily report ..."); 8 of 99 dev lead quotes opened so. The rest stays verbatim."""
+    sentence follows ("3 A MULTITASK TEST We create ...", a heading wrapped onto short lines included)
+    or a footnote mark on a line of its own ("3\nWe primarily report ..."); 8 of 99 dev lead quotes
+    opened so. Only what stood on lines of its own goes; the rest stays verbatim."""
     section, text = getattr(chunk, "section", ""), getattr(chunk, "text", "")
     mark = re.match(r"\d{1,2}(?= )", sentence)
-    for head in (section, mark[0] if mark else ""):  # each only where it stood on a line of its own
-        rest = sentence[len(head) + 1:] if head and sentence.startswith(head + " ") else ""
-        if rest and re.search(rf"(^|\n){re.escape(head)}[ \t]*\n\s*{re.escape(rest.split(' ', 1)[0])}", text):
-            sentence = rest
+    for head in (section, mark[0] if mark else ""):
+        at = re.search(rf"(^|\n){re.escape(head)}[ \t]*\n", text) if head and sentence.startswith(head + " ") else None
+        if at:
+            sentence = _after_lines(sentence[len(head) + 1:], text[at.end():]) or sentence
     return sentence
+
+
+def _after_lines(rest: str, following: str) -> str:
+    """``rest`` past the short unpunctuated lines that open ``following`` (a heading's second line);
+    "" unless the line after them opens ``rest`` (the heading stood right before this sentence)."""
+    for line in (line.strip() for line in following.split("\n")):
+        if len(line.split()) >= 5 or line.endswith((".", "!", "?", ":")) or not rest.startswith(line + " "):
+            return rest if line and rest.split(" ", 1)[0] == line.split(" ", 1)[0] else ""
+        rest = rest[len(line) + 1:]
+    return ""
 
 
 _POINTER = re.compile(r"^(?:Table|Figure|Fig\.|Tab\.)\s*\S+\s+(?:\S+\s+){0,2}?(?:shows?|presents?|lists?|reports?|"

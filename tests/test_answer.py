@@ -466,6 +466,12 @@ def test_a_lead_quote_sheds_the_heading_or_footnote_mark_pdf_layout_glued_to_it(
         "We create a massive multitask test of multiple-choice questions."
     assert unglue("3 We primarily report results on two model sizes.", chunk) == "We primarily report results on two model sizes."
     assert unglue("2 GPUs were used for every run of the model.", chunk) == "2 GPUs were used for every run of the model."
+    wrapped = SimpleNamespace(section="C.2 Ablation for Different Masking", text="C.2 Ablation for Different Masking\n"
+                              "Procedures\nIn Section 3.1, we mention that BERT uses a mixed strategy.")
+    assert unglue("C.2 Ablation for Different Masking Procedures In Section 3.1, we mention that BERT uses a mixed "
+                  "strategy.", wrapped) == "In Section 3.1, we mention that BERT uses a mixed strategy."
+    elsewhere = SimpleNamespace(section="BERT", text="BERT\nWe train it on books.\nBERT is pre-trained with masking.")
+    assert unglue("BERT is pre-trained with masking.", elsewhere) == "BERT is pre-trained with masking."
     source = Source(1, chunk, " ".join(chunk.text.split()))
 
     class Words:  # shared words as cosine
