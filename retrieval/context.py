@@ -140,9 +140,15 @@ def rank_sentences(question: str, sentences: list[str], embedder=None, hybrid: b
 def _pool(sources: list[Source], min_words: int = 5) -> list[tuple[int, str]]:
     """(source number, sentence) for the sentences of the retrieved passages long enough to quote
     (Chinese has no spaces: two characters count as a word)."""
-    pool = [(s.n, unglue(sentence, getattr(s, "chunk", None))) for s in sources if not s.term
-            for sentence in split_sentences(s.text)]
-    return [(n, sentence) for n, sentence in pool if len(sentence.split()) + cjk_count(sentence) // 2 >= min_words]
+    return [(s.n, sentence) for s in sources if not s.term for sentence in split_sentences(s.text)
+            if len(sentence.split()) + cjk_count(sentence) // 2 >= min_words]
+
+
+def _quotes(sources: list[Source]) -> dict[tuple[int, str], str]:
+    """Each pooled sentence as it would be quoted: ranked with its glued heading (the heading's words
+    match questions: "Task #1: Masked LM Intuitively, ..."), quoted without it."""
+    chunk = {s.n: getattr(s, "chunk", None) for s in sources}
+    return {(n, sentence): unglue(sentence, chunk[n]) for n, sentence in _pool(sources)}
 
 
 def unglue(sentence: str, chunk) -> str:
@@ -193,11 +199,12 @@ def best_sentences(question: str, sources: list[Source], embedder, n: int = 1,
     This is the copy-one-sentence yardstick every answer is measured against, and the quote an
     answer can lead with: a sentence from the passage, verbatim, that a reader can check.
     """
-    pool = [(n, sentence) for n, sentence in _pool(sources) if quotable(sentence)]
+    quotes = _quotes(sources)
+    pool = [key for key, quote in quotes.items() if quotable(quote)]
     if not pool:
         return []
     ranked = rank_sentences(question, [sentence for _, sentence in pool], embedder, hybrid)[:n]
-    return [(pool[i][0], pool[i][1], score) for i, score in ranked]
+    return [(pool[i][0], quotes[pool[i]], score) for i, score in ranked]
 
 
 def focus_sources(question: str, sources: list[Source], embedder, budget: int,
@@ -228,9 +235,10 @@ def focus_sources(question: str, sources: list[Source], embedder, budget: int,
             out.append(Source(len(out) + 1, s.chunk, " ".join(kept), s.score, s.dense))
     # the lead is ranked among the kept quotable sentences alone, with the cosines already computed
     cosine = dict(ranked)
-    kept = [i for i in sorted(chosen) if quotable(pool[i][1])]
+    quotes = _quotes(sources)
+    kept = [i for i in sorted(chosen) if quotable(quotes[pool[i]])]
     if not kept:
         return out, None
     top = rank_sentences(question, [pool[i][1] for i in kept], cosine=[cosine[i] for i in kept],
                          unreadable=not reads(embedder, question))[0][0]
-    return out, (renumber[pool[kept[top]][0]], pool[kept[top]][1])
+    return out, (renumber[pool[kept[top]][0]], quotes[pool[kept[top]]])
