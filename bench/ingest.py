@@ -53,7 +53,7 @@ def worker_llamaindex(files: list[Path], home: str) -> dict:
     """LlamaIndex's default pipeline, as a user meets it (only the threads set as ragqa's)."""
     from llama_index.core import Settings, SimpleDirectoryReader, StorageContext, VectorStoreIndex, load_index_from_storage
 
-    embed, tok = _hf_embedding(batch_size=None)
+    embed, tok = _hf_embedding()  # LlamaIndex's own batch size
     Settings.embed_model = embed
     counter = _count_embeddings(embed)
     persist = Path(home) / "llamaindex"

@@ -72,10 +72,11 @@ def main() -> None:
     args = ap.parse_args()
     rows = []
     for shape in args.shapes.split(","):
-        if not shape.startswith("reference") and not args.data:
+        synthetic_chats = shape.startswith("reference")
+        if not synthetic_chats and not args.data:
             print(f"{shape}: skipped (needs --data)")
             continue
-        data = str(synthetic(Path(tempfile.mkdtemp()) / "chats.jsonl")) if shape.startswith("reference") else args.data
+        data = str(synthetic(Path(tempfile.mkdtemp()) / "chats.jsonl")) if synthetic_chats else args.data
         rows.append(run_one(shape, data, args.steps))
         print(rows[-1], flush=True)
     table(rows)

@@ -144,11 +144,11 @@ def _pool(sources: list[Source], min_words: int = 5) -> list[tuple[int, str]]:
             if len(sentence.split()) + cjk_count(sentence) // 2 >= min_words]
 
 
-def _quotes(sources: list[Source]) -> dict[tuple[int, str], str]:
-    """Each pooled sentence as it would be quoted: ranked with its glued heading (the heading's words
+def _quotes(sources: list[Source], pool: list[tuple[int, str]]) -> list[str]:
+    """Each ``pool`` sentence as it would be quoted: ranked with its glued heading (the heading's words
     match questions: "Task #1: Masked LM Intuitively, ..."), quoted without it."""
     chunk = {s.n: getattr(s, "chunk", None) for s in sources}
-    return {(n, sentence): unglue(sentence, chunk[n]) for n, sentence in _pool(sources)}
+    return [unglue(sentence, chunk[n]) for n, sentence in pool]
 
 
 def unglue(sentence: str, chunk) -> str:
@@ -199,12 +199,13 @@ def best_sentences(question: str, sources: list[Source], embedder, n: int = 1,
     This is the copy-one-sentence yardstick every answer is measured against, and the quote an
     answer can lead with: a sentence from the passage, verbatim, that a reader can check.
     """
-    quotes = _quotes(sources)
-    pool = [key for key, quote in quotes.items() if quotable(quote)]
-    if not pool:
+    pool = _pool(sources)
+    quotes = _quotes(sources, pool)
+    keep = [i for i, quote in enumerate(quotes) if quotable(quote)]
+    if not keep:
         return []
-    ranked = rank_sentences(question, [sentence for _, sentence in pool], embedder, hybrid)[:n]
-    return [(pool[i][0], quotes[pool[i]], score) for i, score in ranked]
+    ranked = rank_sentences(question, [pool[i][1] for i in keep], embedder, hybrid)[:n]
+    return [(pool[keep[i]][0], quotes[keep[i]], score) for i, score in ranked]
 
 
 def focus_sources(question: str, sources: list[Source], embedder, budget: int,
@@ -235,10 +236,10 @@ def focus_sources(question: str, sources: list[Source], embedder, budget: int,
             out.append(Source(len(out) + 1, s.chunk, " ".join(kept), s.score, s.dense))
     # the lead is ranked among the kept quotable sentences alone, with the cosines already computed
     cosine = dict(ranked)
-    quotes = _quotes(sources)
-    kept = [i for i in sorted(chosen) if quotable(quotes[pool[i]])]
+    quotes = _quotes(sources, pool)
+    kept = [i for i in sorted(chosen) if quotable(quotes[i])]
     if not kept:
         return out, None
     top = rank_sentences(question, [pool[i][1] for i in kept], cosine=[cosine[i] for i in kept],
                          unreadable=not reads(embedder, question))[0][0]
-    return out, (renumber[pool[kept[top]][0]], quotes[pool[kept[top]]])
+    return out, (renumber[pool[kept[top]][0]], quotes[kept[top]])
