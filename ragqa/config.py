@@ -314,6 +314,9 @@ class DataConfig:
     reply_temperature: float = 0.7
     reply_min_similarity: float = 0.5  # cosine of a reply to the oracle's quoted sentence for it to count as right
     reply_tokens: int = 128  # new tokens per reply (answer.max_sentences cuts it as at answer time)
+    # the kept targets rebalanced: "No" as many as "Yes", numeric fill-ins <= half the free-form answers,
+    # abstentions <= a fifth (a replier's bias would otherwise become the tuned model's; finetune._replies.balance)
+    reply_balance: bool = False
 
     def __post_init__(self):
         if unknown := set(self.kind_list) - set(KINDS):

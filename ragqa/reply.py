@@ -17,6 +17,11 @@ _VERDICT = re.compile(r"\W*(yes|no)\b", re.IGNORECASE)
 NO_REPLY = "(No answer: the model's reply only repeated the question or said nothing.)"
 NO_REPLY_ZH = "（没有回答：模型只重复了问题。）"
 _FILLER = re.compile(r"^\W*(?:(?:the )?answer(?: to (?:this|the) question)? is\b|(?:\d+(?:\.\d+)*[.):]\s*)+)")
+# a sentence whose content is a pointer to sources ("The dataset used in this work is [1].",
+# "The features extracted are [1], [2], [3], [4]."): with the markers gone it ends on a function word
+_MARKERS = re.compile(r"\(?(?:see\s+)?(?:\[\d+\][,;\s]*(?:and\s+)?)+\)?", re.IGNORECASE)
+_DANGLING = re.compile(r"\b(is|are|was|were|be|from|in|by|of|the|a|an|to|as|at|on|and|with|include|includes)"
+                       r"\W*$", re.IGNORECASE)
 _NEGATION = re.compile(r"\b(not|no|never|none|neither|nor|cannot|\w+n't)\b", re.IGNORECASE)
 # a source header of the prompt ("[2] (bert.pdf, p. 3)", see retrieval.store.Chunk.location) said again
 _SOURCE_HEADER = re.compile(r"\[\d+\]\s*\([^()\n]*?,\s*p\.")
@@ -77,7 +82,8 @@ def echoes_sources(raw: str) -> bool:
 def empty_reply(sentence: str, question: str, lead: str = "", partial: bool = False) -> bool:
     """A reply sentence that tells the reader nothing: list debris ("1. 1. 1.", "？？？"), a filler
     opening alone ("The answer to this question is:"), the question asked again ("The answer is:
-    玩家用什么泡封敌人？"), or the lead quote said again near verbatim. A statement
+    玩家用什么泡封敌人？"), source numbers where the answer should be ("The baselines used are [1],
+    [2], [3]."; a model tuned on Qwen2.5-Coder's replies wrote them), or the lead quote said again near verbatim. A statement
     that restates the question ("LLaMA's training data differs from ... in several ways.") stays:
     gold answers open that way too, and dropping those cost ARAGOG dev 0.03 semantic similarity.
     SmolLM2 answering Chinese questions produced mostly empty sentences (bench/chinese.py).
@@ -85,6 +91,8 @@ def empty_reply(sentence: str, question: str, lead: str = "", partial: bool = Fa
     (an echo in the making stays held back while streaming)."""
     core = _core(sentence)
     if len(core) < 2 or not re.search(r"[^\W\d_]", sentence):  # no letter at all
+        return True
+    if _MARKERS.search(sentence) and not partial and _DANGLING.search(_MARKERS.sub("", sentence).rstrip(" .,;:")):
         return True
     asked = _core(question)
     end = sentence.rstrip()[-1:]

@@ -378,6 +378,22 @@ def test_a_reply_that_says_nothing_is_shown_as_no_answer_and_scored_as_empty():
                   use_retrieval=False).display.startswith("（没有回答")
 
 
+@pytest.mark.parametrize("sentence, empty", [  # replies seen on QASPER dev, shortened
+    ("The dataset used in this work is [1].", True),
+    ("The features extracted are [1], [2], [3], [4].", True),
+    ("The dataset was obtained from [1].", True),
+    ("The [1] [2] [3] [4] [5] [6]", True),
+    ("The dataset holds 171 accounts [1].", False),  # a claim that cites
+    ("They compare to Tweet2vec and LR [1][2].", False),
+    ("The model uses six layers (see [2]).", False),
+    ("Its sources are [1] and [2].", True),
+])
+def test_a_reply_sentence_that_gives_source_numbers_for_an_answer_says_nothing(sentence, empty):
+    from ragqa.reply import empty_reply
+
+    assert empty_reply(sentence, "How big is the dataset?") is empty
+
+
 @pytest.mark.parametrize("reply, expected", [  # replies seen on ARAGOG dev, shortened
     ("The [1] (bert.pdf, p. 14)\n[2] (2017) as well as guides such as The Annotated Transformer.", ""),
     ("BERT beats the previous models on GLUE. [1] (roberta.pdf, p. 1) [2] (roberta.pdf, p.",

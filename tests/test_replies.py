@@ -2,13 +2,16 @@
 with a fake model whose replies are known — right and wrong verdicts, numbers, far replies,
 sentences cut by the token limit."""
 import json
+import random
+from collections import Counter
+from types import SimpleNamespace
 
 import pytest
 
 from fakes import WordEmbedder
 from finetune import generate_data, self_replies
 from finetune._records import Record
-from finetune._replies import best_reply, cite
+from finetune._replies import balance, best_reply, cite
 from finetune._select import load_pool
 from ft_corpus import write_corpus
 from ingest import ingest
@@ -119,7 +122,7 @@ def test_self_replies_keeps_exactly_the_records_with_a_right_reply(dataset, tmp_
     answerable = [r for n in ("train", "validation") for r in before[n] if not r.abstain and r.kind not in ("judgmental", "numeric")]
     right = {r.question: paraphrase(r.quote) for r in answerable[::2]}  # every second record has a right reply
     model, out = Replies(right), tmp_path / "replies"
-    stats = self_replies(dataset, out, Config(data=DataConfig(reply_samples=2)), generator=model,
+    stats = self_replies(dataset, out, Config(data=DataConfig(reply_samples=2, reply_balance=False)), generator=model,
                          embedder=word_embedder, progress=False)
     after, _ = load_pool(out)
     assert [r.to_dict() for r in after["test"]] == [r.to_dict() for r in before["test"]]
@@ -157,3 +160,20 @@ def test_self_replies_refuses_its_own_input_a_full_folder_and_a_server_model(dat
 
     with pytest.raises(ConfigError, match="in batches"):
         self_replies(dataset, tmp_path / "new", generator=Server(), embedder=word_embedder, progress=False)
+
+
+def test_kept_targets_are_rebalanced_so_a_repliers_bias_does_not_become_the_tuned_models():
+    def rec(kind, answer, abstain=False):
+        return SimpleNamespace(kind=kind, answer=answer, abstain=abstain)
+
+    records = ([rec("judgmental", "No [1].") for _ in range(9)] + [rec("judgmental", "Yes. It does [2].") for _ in range(3)]
+               + [rec("factual", f"It says {i}.") for i in range(8)] + [rec("numeric", "It is 6 [1].") for _ in range(7)]
+               + [rec("judgmental", "I could not find this.", abstain=True) for _ in range(20)])
+    kept = balance(records, random.Random(0))
+    verdicts = Counter(r.answer.split()[0].strip(".") for r in kept if r.kind == "judgmental" and not r.abstain)
+    assert verdicts == {"No": 3, "Yes": 3}  # as many of each as the rarer verdict
+    assert sum(r.kind == "factual" for r in kept) == 8  # free-form answers are all kept
+    assert sum(r.kind == "numeric" for r in kept) == 4  # at most half the free-form ones
+    assert sum(r.abstain for r in kept) == (8 + 6 + 4) // 4  # a fifth of the whole
+    at = [next(i for i, x in enumerate(records) if x is r) for r in kept]
+    assert at == sorted(at)  # in their order
