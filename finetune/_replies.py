@@ -30,7 +30,7 @@ import numpy as np
 
 from ragqa.config import AnswerConfig, Config
 from ragqa.errors import ConfigError
-from ragqa.reply import reply_sentences, shape
+from ragqa.reply import reply_sentences, shape, stated_verdict
 from finetune._output import card, counts, write_dataset
 from finetune._select import load_pool
 
@@ -167,9 +167,8 @@ def balance(records, rng: random.Random) -> list:
 def _group(record) -> str:
     if record.abstain:
         return "abstain"
-    verdict = re.match(r"\W*(yes|no)\b", record.answer, re.IGNORECASE)
-    if record.kind == "judgmental" and verdict:
-        return verdict[1].lower()
+    if record.kind == "judgmental" and (verdict := stated_verdict(record.answer)):
+        return verdict
     return "numeric" if record.kind == "numeric" else "open"
 
 

@@ -19,7 +19,7 @@ NO_REPLY_ZH = "（没有回答：模型只重复了问题。）"
 _FILLER = re.compile(r"^\W*(?:(?:the )?answer(?: to (?:this|the) question)? is\b|(?:\d+(?:\.\d+)*[.):]\s*)+)")
 # a sentence whose content is a pointer to sources ("The dataset used in this work is [1].",
 # "The features extracted are [1], [2], [3], [4]."): with the markers gone it ends on a function word
-_MARKERS = re.compile(r"\(?(?:see\s+)?(?:\[\d+\][,;\s]*(?:and\s+)?)+\)?", re.IGNORECASE)
+_MARKERS = re.compile(r"\(?(?:see\s+)?(?:\[\d+(?:\s*[,;]\s*\d+)*\][,;\s]*(?:and\s+)?)+\)?", re.IGNORECASE)
 _DANGLING = re.compile(r"\b(is|are|was|were|be|from|in|by|of|the|a|an|to|as|at|on|and|with|include|includes)"
                        r"\W*$", re.IGNORECASE)
 _NEGATION = re.compile(r"\b(not|no|never|none|neither|nor|cannot|\w+n't)\b", re.IGNORECASE)
@@ -55,9 +55,15 @@ def shape(raw: str, question: str, config: AnswerConfig, final: bool = True, lea
     limit = config.max_sentences or len(sentences)
     # the unfinished sentence streams once it is no echo in the making (compared with the start of the question)
     out = done[:limit] + (sentences[-1:] if not final and len(done) < limit and keep[-1] else [])
-    if verdict and not _VERDICT.match(complete[0]):
+    if verdict and not stated_verdict(complete[0]):
         out.insert(0, "No." if _NEGATION.search(complete[0]) else "Yes.")
     return " ".join(out)
+
+
+def stated_verdict(text: str) -> str:
+    """The verdict ``text`` opens with: 'yes', 'no', or '' when it opens with neither."""
+    match = _VERDICT.match(text)
+    return match[1].lower() if match else ""
 
 
 def before_source_echo(raw: str) -> str:

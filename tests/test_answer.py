@@ -387,6 +387,7 @@ def test_a_reply_that_says_nothing_is_shown_as_no_answer_and_scored_as_empty():
     ("They compare to Tweet2vec and LR [1][2].", False),
     ("The model uses six layers (see [2]).", False),
     ("Its sources are [1] and [2].", True),
+    ("The baselines are listed in [1, 2].", True),
 ])
 def test_a_reply_sentence_that_gives_source_numbers_for_an_answer_says_nothing(sentence, empty):
     from ragqa.reply import empty_reply

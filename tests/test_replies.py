@@ -122,7 +122,7 @@ def test_self_replies_keeps_exactly_the_records_with_a_right_reply(dataset, tmp_
     answerable = [r for n in ("train", "validation") for r in before[n] if not r.abstain and r.kind not in ("judgmental", "numeric")]
     right = {r.question: paraphrase(r.quote) for r in answerable[::2]}  # every second record has a right reply
     model, out = Replies(right), tmp_path / "replies"
-    stats = self_replies(dataset, out, Config(data=DataConfig(reply_samples=2, reply_balance=False)), generator=model,
+    stats = self_replies(dataset, out, Config(data=DataConfig(reply_samples=2)), generator=model,
                          embedder=word_embedder, progress=False)
     after, _ = load_pool(out)
     assert [r.to_dict() for r in after["test"]] == [r.to_dict() for r in before["test"]]
