@@ -51,9 +51,10 @@ class Answer:
             return (f"retrieval {t.get('retrieval_ms', 0):.0f} ms · {self.model} barely reads this script "
                     f"({t['quote_only']} tokens per character): the answer is the best passage sentence, "
                     "the model was not called")
+        fallback = " (its adapter's reply said nothing: answered untuned)" if t.get("untuned_fallback") else ""
         return (f"retrieval {t.get('retrieval_ms', 0):.0f} ms · prompt {t.get('prompt_tokens', 0)} tokens · "
                 f"first token {t.get('ttft_s') or 0:.2f} s · {t.get('tokens_per_s') or 0:.1f} tokens/s · "
-                f"{t.get('tokens', 0)} tokens · {self.model}")
+                f"{t.get('tokens', 0)} tokens · {self.model}{fallback}")
 
     @property
     def display(self) -> str:
@@ -167,8 +168,18 @@ def answer_batch(questions: list[str], generator, retriever=None, batch_size: in
     Generators without ``generate_batch`` answer one by one. ``docs`` scopes each question's retrieval.
     """
     docs = docs or [None] * len(questions)
+    config = kwargs.get("config") or AnswerConfig()
     prepared = [prepare(q, generator, retriever, doc=d, **kwargs) for q, d in zip(questions, docs)]
     todo = [(r, m) for r, m in prepared if m is not None]
+    _reply_batches(todo, generator, config, batch_size)
+    if empty := [(r, m) for r, m in todo if not r.text and _falls_back(generator, config)]:
+        with generator.untuned():
+            _reply_batches(empty, generator, config, batch_size, fallback=True)
+    return [finish(r) for r, _ in prepared]
+
+
+def _reply_batches(todo: list[tuple[Answer, list[dict]]], generator, config: AnswerConfig, batch_size: int,
+                   fallback: bool = False) -> None:
     for start in range(0, len(todo), batch_size):
         part = todo[start:start + batch_size]
         began = time.perf_counter()
@@ -178,10 +189,18 @@ def answer_batch(questions: list[str], generator, retriever=None, batch_size: in
             texts = ["".join(generator.generate(m)) for _, m in part]
         share = (time.perf_counter() - began) / len(part)
         for (result, _), text in zip(part, texts):
-            result.text = shape(text, result.question, kwargs.get("config") or AnswerConfig(), lead=result.quote)
-            result.timings.update(tokens=generator.count_tokens(text) if text else 0,
-                                  total_s=round(share, 3), batched=len(part))
-    return [finish(r) for r, _ in prepared]
+            result.text = shape(text, result.question, config, lead=result.quote)
+            tokens = generator.count_tokens(text) if text else 0
+            if fallback:  # the tuned reply's cost counts too
+                result.timings.update(untuned_fallback=True, tokens=result.timings["tokens"] + tokens,
+                                      total_s=round(result.timings["total_s"] + share, 3))
+            else:
+                result.timings.update(tokens=tokens, total_s=round(share, 3), batched=len(part))
+
+
+def _falls_back(generator, config: AnswerConfig) -> bool:
+    """Whether an empty reply is asked again of the untuned model (``answer.untuned_fallback``)."""
+    return config.untuned_fallback and getattr(generator, "tuned", False)
 
 
 def _retrieve(result: Answer, retriever, generator, config: AnswerConfig, history, k: int | None,
@@ -267,6 +286,23 @@ def _add_background(result: Answer, retriever, generator, config: AnswerConfig, 
 
 
 def _generate(result: Answer, generator, messages: list[dict], config: AnswerConfig) -> Iterator[str]:
+    """Stream the shaped reply; one the tuned model left empty is asked again of the untuned model
+    (``answer.untuned_fallback``): nothing of the first was shown, since empty sentences are held back."""
+    start, shown = time.perf_counter(), False
+    for piece in _stream_reply(result, generator, messages, config):
+        shown = True
+        yield piece
+    if not result.text and _falls_back(generator, config):
+        tokens = result.timings["tokens"]
+        if shown:  # a sentence that turned out empty only once complete stays on screen: set apart
+            yield "\n\n"
+        with generator.untuned():
+            yield from _stream_reply(result, generator, messages, config)
+        result.timings.update(untuned_fallback=True, tokens=tokens + result.timings["tokens"],
+                              total_s=round(time.perf_counter() - start, 3))
+
+
+def _stream_reply(result: Answer, generator, messages: list[dict], config: AnswerConfig) -> Iterator[str]:
     start, first, raw, shown = time.perf_counter(), None, "", ""
     stream = generator.generate(messages)
     for piece in stream:

@@ -226,6 +226,9 @@ class AnswerConfig:
     yes_no_hint: bool = True  # ask yes/no questions to be answered "Yes" or "No" first, and open the reply so
     max_sentences: int = 3  # the reply is cut after this many sentences (0 = as generated)
     drop_empty: bool = True  # leave out reply sentences that say nothing new (ragqa.reply.empty_reply)
+    # a tuned model's reply that says nothing ("The answer is [1].", the source list written out: 22 of 71
+    # ARAGOG dev replies of the shipped adapter) is asked again of the untuned model, adapter switched off
+    untuned_fallback: bool = True
     # a question in a script the model's tokenizer barely covers (more tokens per character than this)
     # is answered with the lead quote alone: SmolLM2 spends 1.7-2.0 tokens per Chinese character and what
     # it added after the quote to CMRC answers was mostly wrong (bench/chinese.py); Chinese-trained

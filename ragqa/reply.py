@@ -98,7 +98,8 @@ def empty_reply(sentence: str, question: str, lead: str = "", partial: bool = Fa
     core = _core(sentence)
     if len(core) < 2 or not re.search(r"[^\W\d_]", sentence):  # no letter at all
         return True
-    if _MARKERS.search(sentence) and not partial and _DANGLING.search(_MARKERS.sub("", sentence).rstrip(" .,;:")):
+    # while streaming too: "The two tasks are [1]" is held back until the sentence shows it says more
+    if _MARKERS.search(sentence) and _DANGLING.search(_MARKERS.sub("", sentence).rstrip(" .,;:")):
         return True
     asked = _core(question)
     end = sentence.rstrip()[-1:]

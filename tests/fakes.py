@@ -128,6 +128,33 @@ class QueueGenerator:
             yield word if i == 0 else " " + word
 
 
+class TunedQueueGenerator(QueueGenerator):
+    """A queue generator standing for a tuned model: ``untuned()`` switches to a second queue, the
+    replies of the same model with its adapter off."""
+
+    tuned = True
+
+    def __init__(self, replies: list[str], untuned: list[str]):
+        super().__init__(*replies)
+        self.base, self.in_base = QueueGenerator(*untuned), False
+
+    def untuned(self):
+        from contextlib import contextmanager
+
+        @contextmanager
+        def off():
+            self.in_base = True
+            try:
+                yield
+            finally:
+                self.in_base = False
+        return off()
+
+    def generate(self, messages, max_new_tokens=None):
+        source = self.base.generate if self.in_base else super().generate
+        yield from source(messages, max_new_tokens)
+
+
 def make_raw_pdf(path: Path, content: bytes, compressed: bool = True) -> Path:
     """A one-page PDF written by hand around a content stream (already deflated when
     ``compressed``), with a correct cross-reference table."""

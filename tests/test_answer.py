@@ -3,9 +3,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from fakes import QueueGenerator, WordEmbedder, plain_answer_config
+from fakes import QueueGenerator, TunedQueueGenerator, WordEmbedder, plain_answer_config
 from ingest import ingest
-from ragqa.answer import ABSTAIN, Answer, answer, retrieval_query, stream_answer
+from ragqa.answer import ABSTAIN, Answer, answer, answer_batch, retrieval_query, stream_answer
 from ragqa.cli import app
 from ragqa.config import AnswerConfig, RetrievalConfig
 from ragqa.errors import RagqaError
@@ -500,3 +500,63 @@ def test_a_lead_quote_sheds_the_heading_or_footnote_mark_pdf_layout_glued_to_it(
 
     best = best_sentences("How was the multitask test created?", [source], Words(), 1)
     assert best[0][1] == "We create a massive multitask test of multiple-choice questions."
+
+
+BERT_TASKS = "Masked language modelling and next sentence prediction [1]."
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+def test_a_tuned_reply_that_says_nothing_is_asked_again_of_the_untuned_model(retriever, streamed):
+    # the shipped adapter wrote source numbers for an answer in 22 of 71 ARAGOG dev replies
+    gen = TunedQueueGenerator(["The two tasks are [1] and [2]."], [BERT_TASKS])
+    cfg = plain_answer_config(k=2, abstain_below=0.1, max_sentences=3)
+    question = "What are the pre-training tasks of BERT?"
+    if streamed:
+        *pieces, result = stream_answer(question, gen, retriever, cfg)
+        shown = "".join(pieces)  # the terminal cannot take text back: what streamed before the source
+        assert shown.endswith("\n\n" + BERT_TASKS) and "[1]" not in shown[:-len(BERT_TASKS)]  # numbers showed stays
+    else:
+        result, = answer_batch([question], gen, retriever, config=cfg)
+    assert result.text == BERT_TASKS and result.citations[0].status == "supported"
+    assert gen.base.prompts == gen.prompts  # the same chat, asked again with the adapter off
+    assert result.timings["untuned_fallback"] and "answered untuned" in result.timing_line()
+
+
+def test_a_tuned_reply_that_answers_is_kept_and_the_fallback_can_be_turned_off(retriever):
+    gen = TunedQueueGenerator([BERT_TASKS, "The two tasks are [1] and [2]."], [])
+    question = "What are the pre-training tasks of BERT?"
+    kept = answer(question, gen, retriever, config=plain_answer_config(k=2, abstain_below=0.1, max_sentences=3))
+    assert kept.text == BERT_TASKS and "untuned_fallback" not in kept.timings
+    off = plain_answer_config(k=2, abstain_below=0.1, max_sentences=3, untuned_fallback=False)
+    empty = answer(question, gen, retriever, config=off)
+    assert empty.text == "" and empty.display.startswith("(No answer")
+    assert gen.base.prompts == []  # the untuned model was never asked
+
+
+@pytest.mark.parametrize("sentence", [
+    "LLaMA: Open and Efficient Foundation Language Models Hugo Touvron∗ , Thibaut Lavril∗ , Gautier Izacard∗ , "
+    "Xavier Martinet Marie-Anne Lachaux, Timothee Lacroix, Baptiste Rozière, Naman Goyal Eric Hambro",  # title, authors
+    "Correspondence: {htouvron, thibautlav,gizacard,egrave,glample}@meta.com 1 https://github.com/facebookresearch/llama "
+    "performance, a smaller one trained longer will ultimately be cheaper at inference.",  # an e-mail line glued on
+    "8% 71.4% 83.0% 28.0% 28.2% 28.4% 32.0% 41.1% 78.5% 77.4% Accuracy of the filtering model before AF",  # a table row
+    "Is PAL better because of the Python prompt or because of the interpreter?",  # the text asking itself
+    "domains, DetectGPT provides the clearest signal for zero-shot detection.",  # a tail cut at a chunk's start
+])
+def test_what_is_not_prose_never_leads_an_answer(sentence):
+    from retrieval.context import quotable
+
+    assert not quotable(sentence)
+
+
+@pytest.mark.parametrize("sentence", [
+    "Table 1: DistilBERT retains 97% of BERT performance.",
+    "Sukhbaatar et al. [(2019)](https://arxiv.org/abs/1905.07799) proposed a self-attention mechanism that seeks an "
+    "optimal attention span.",  # a Markdown link is prose
+    "For example, GPT-1 (June 2018), GPT2 (February 2019), and GPT-3 (June 2020) had 117 million, 1.5 billion, and "
+    "175 billion parameters, respectively.",
+    "The dataset contains 14,100 tweets and is released freely to the research community.",
+])
+def test_prose_with_numbers_links_or_names_can_lead(sentence):
+    from retrieval.context import quotable
+
+    assert quotable(sentence)

@@ -95,12 +95,14 @@ def tiny_model(folder, hidden=16):
     return str(folder)
 
 
-def lora_adapter(model_path, folder):
+def lora_adapter(model_path, folder, trained: bool = False):
+    """A LoRA adapter for ``model_path``; ``trained``: random non-zero weights (peft starts B at zero,
+    so an untrained adapter changes nothing)."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_path),
-                           LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+                           LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=not trained))
     model.save_pretrained(folder)
     return str(folder)
 
@@ -125,6 +127,26 @@ def test_adapter_is_loaded_and_a_foreign_adapter_refused(tmp_path):
         TransformersGenerator(GeneratorConfig(model=other, adapter=adapter))
     with pytest.raises(ConfigError, match="no adapter_config.json"):
         TransformersGenerator(GeneratorConfig(model=base, adapter=str(tmp_path)))
+
+
+def test_untuned_switches_the_adapter_off_in_place(tmp_path):
+    import torch
+
+    base = tiny_model(tmp_path / "base")
+    torch.manual_seed(1)
+    adapter = lora_adapter(base, tmp_path / "adapter", trained=True)
+    plain = TransformersGenerator(GeneratorConfig(model=base, precision="fp32"))
+    tuned = TransformersGenerator(GeneratorConfig(model=base, adapter=adapter, precision="fp32"))
+    assert tuned.tuned and not plain.tuned
+    ids = plain.prompt_ids(MESSAGES)
+    with torch.inference_mode():
+        want = plain.model(input_ids=ids).logits
+        assert not torch.allclose(tuned.model(input_ids=ids).logits, want)  # the adapter changes the model
+        with tuned.untuned():
+            assert torch.allclose(tuned.model(input_ids=ids).logits, want, atol=1e-6)
+        assert not torch.allclose(tuned.model(input_ids=ids).logits, want)  # and is back on afterwards
+        with plain.untuned():  # a model without adapter: nothing to switch off
+            assert torch.allclose(plain.model(input_ids=ids).logits, want)
 
 
 def test_unknown_model_is_one_clear_line(tmp_path):

@@ -56,10 +56,18 @@ class TransformersGenerator:
         self.prompt_lookup = lookup if lookup >= 0 else (0 if self.precision == "fp32" and self.device == "cpu" else 10)
         adapter = resolve_adapter(c.model, c.adapter)
         self.name = c.model + (f" + {adapter}" if adapter else "")
+        self.tuned = bool(adapter)
         self.loop_stops = 0  # replies cut because they looped (evaluation reports it per arm)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False).input_ids)
+
+    def untuned(self):
+        """A context in which this generator replies as its base model, adapter switched off (the same
+        weights in memory: nothing is loaded). Without an adapter it changes nothing."""
+        from contextlib import nullcontext
+
+        return self.model.disable_adapter() if self.tuned else nullcontext()
 
     def _ends(self) -> set[int]:
         """The reply's end tokens and the pad token: what a finished row of a batch holds."""
