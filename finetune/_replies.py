@@ -123,18 +123,19 @@ def self_replies(data, out, config: Config | None = None, generator=None, embedd
 
 
 def _rewrite(records, generator, embedder, config: Config, funnel: Counter, progress: bool) -> list:
-    todo = [r for r in records if not r.abstain]
+    kinds = set(config.data.reply_kind_list) or {r.kind for r in records}
+    todo = [r for r in records if not r.abstain and r.kind in kinds]
     replies = dict(zip((r.id for r in todo), sample_replies(todo, generator, config.data, progress)))
     kept = []
     for r in records:
-        if r.abstain:
+        if r.abstain or r.kind not in kinds:  # abstentions, and kinds another replier serves, pass through
             kept.append(r)
-            funnel["abstain_kept"] += 1
+            funnel["abstain_kept" if r.abstain else "other_kind_kept"] += 1
             continue
         reply, why = best_reply(r, replies[r.id], embedder, config.data.reply_min_similarity, config.answer)
         funnel[why or "kept"] += 1
         if reply:
-            r.answer = cite(reply, r)
+            r.answer = cite(reply, r) if config.data.reply_cite else reply
             kept.append(r)
     if not config.data.reply_balance:
         return kept

@@ -320,10 +320,16 @@ class DataConfig:
     # the kept targets rebalanced: "No" as many as "Yes", numeric fill-ins <= half the free-form answers,
     # abstentions <= a fifth (a replier's bias would otherwise become the tuned model's; finetune._replies.balance)
     reply_balance: bool = False
+    # targets cite the oracle source ("... six layers [2]."); the adapter tuned so answered "The answer is
+    # [1]." or wrote the source list out in 22 of 71 ARAGOG dev replies: false = the reply as the model said it
+    reply_cite: bool = True
+    # kinds whose targets this replier rewrites; records of other kinds pass through as they are, so one
+    # model's replies can serve the free-form kinds and another's the yes/no ones ("" = every kind)
+    reply_kinds: str = ""
 
     def __post_init__(self):
-        if unknown := set(self.kind_list) - set(KINDS):
-            raise ConfigError(f"data.kinds: unknown {sorted(unknown)} — use some of {', '.join(KINDS)}")
+        if unknown := set(self.kind_list + self.reply_kind_list) - set(KINDS):
+            raise ConfigError(f"data.kinds / data.reply_kinds: unknown {sorted(unknown)} — use some of {', '.join(KINDS)}")
         if not self.kind_list:
             raise ConfigError(f"data.kinds is empty — use some of {', '.join(KINDS)}")
         for name in ("abstain_share", "validation_share", "test_share", "quality_threshold", "coverage_share",
@@ -359,6 +365,10 @@ class DataConfig:
     @property
     def kind_list(self) -> list[str]:
         return [k.strip() for k in self.kinds.split(",") if k.strip()]
+
+    @property
+    def reply_kind_list(self) -> list[str]:
+        return [k.strip() for k in self.reply_kinds.split(",") if k.strip()]
 
 
 METHODS = ("lora", "qlora", "full")

@@ -142,6 +142,23 @@ def test_self_replies_keeps_exactly_the_records_with_a_right_reply(dataset, tmp_
     assert "Index: `ft` · teacher: `deterministic`" in (out / "README.md").read_text()  # the card says where from
 
 
+def test_a_replier_can_serve_some_kinds_only_and_leave_targets_uncited(dataset, tmp_path, word_embedder):
+    # Qwen2.5-Coder-0.5B's free-form replies with SmolLM2's own verdicts: each rewrites its kinds only
+    before, _ = load_pool(dataset)
+    pool = [r for n in ("train", "validation") for r in before[n]]
+    free = [r for r in pool if not r.abstain and r.kind in ("factual", "definition", "comparison")]
+    right = {r.question: paraphrase(r.quote) for r in free}
+    model, out = Replies(right), tmp_path / "replies"
+    config = Config(data=DataConfig(reply_samples=1, reply_kinds="factual,definition,comparison", reply_cite=False))
+    stats = self_replies(dataset, out, config, generator=model, embedder=word_embedder, progress=False)
+    after = {r.id: r for n in ("train", "validation") for r in load_pool(out)[0][n]}
+    others = [r for r in pool if r.abstain or r.kind not in ("factual", "definition", "comparison")]
+    assert others and all(after[r.id].answer == r.answer for r in others)  # passed through untouched
+    assert {after[r.id].answer for r in free} == set(right.values())  # the model's words, no source number
+    assert sum(calls for calls, _ in model.calls) == 2 * len(free)  # no other kind was asked
+    assert stats["funnel"]["other_kind_kept"] == len([r for r in others if not r.abstain])
+
+
 def test_self_replies_refuses_its_own_input_a_full_folder_and_a_server_model(dataset, tmp_path, word_embedder):
     with pytest.raises(ConfigError, match="input folder"):
         self_replies(dataset, dataset, generator=Replies(), embedder=word_embedder, progress=False)
