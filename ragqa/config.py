@@ -328,8 +328,9 @@ class DataConfig:
     reply_kinds: str = ""
 
     def __post_init__(self):
-        if unknown := set(self.kind_list + self.reply_kind_list) - set(KINDS):
-            raise ConfigError(f"data.kinds / data.reply_kinds: unknown {sorted(unknown)} — use some of {', '.join(KINDS)}")
+        for name, listed in (("kinds", self.kind_list), ("reply_kinds", self.reply_kind_list)):
+            if unknown := set(listed) - set(KINDS):
+                raise ConfigError(f"data.{name}: unknown {sorted(unknown)} — use some of {', '.join(KINDS)}")
         if not self.kind_list:
             raise ConfigError(f"data.kinds is empty — use some of {', '.join(KINDS)}")
         for name in ("abstain_share", "validation_share", "test_share", "quality_threshold", "coverage_share",

@@ -34,6 +34,8 @@ def test_invalid_values_name_the_field_and_fix(tmp_path):
     f.write_text("[ingest]\nchunk_size = 3\n")
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['chunk_size'\] in \[ingest\]"):
         load_config(f)
+    with pytest.raises(ConfigError, match=r"data.reply_kinds: unknown \['riddles'\] — use some of factual"):
+        load_config(None, data={"reply_kinds": "factual,riddles"})
 
 
 def test_the_example_config_shows_the_defaults():
