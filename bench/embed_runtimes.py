@@ -4,9 +4,10 @@
 
 Embeds ``n`` chunks of an index (its stored texts, as ingest embeds them) with all-MiniLM-L6-v2 on
 each runtime this machine has: torch fp32 (what ragqa uses on a CPU without bf16 units), torch bf16
-autocast (only where the CPU has bf16 units: emulated elsewhere, ~6x slower), torch dynamic int8
+autocast and torch with bf16 weights (what ragqa uses where the CPU has bf16 units: emulated elsewhere,
+~6x slower), torch dynamic int8
 (``torch.ao.quantization.quantize_dynamic`` on the Linear layers), ONNX Runtime fp32 with its
-transformer fusions, ONNX Runtime dynamic int8, OpenVINO fp32. Runs alternate (A B C A B C) so a
+transformer fusions, ONNX Runtime dynamic int8, OpenVINO fp32 (and bf16 on a bf16 CPU). Runs alternate (A B C A B C) so a
 busy machine hurts all alike; the best of ``repeat`` runs is reported with the cosine of each vector
 to torch fp32's (min and mean). Needs ``onnxruntime onnx`` and ``openvino`` for those rows (skipped
 otherwise). Writes bench/results/embed_runtimes.json.
@@ -70,6 +71,10 @@ def runtimes(st_model, threads: int, folder: Path) -> dict:
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 return st_model.encode(t, batch_size=32, normalize_embeddings=True)
         found["torch bf16 autocast"] = bf16
+        import copy
+        low = copy.deepcopy(st_model).to(torch.bfloat16)  # what ragqa's embedder does on such a CPU
+        found["torch bf16 weights (ragqa)"] = lambda t: low.encode(t, batch_size=32, normalize_embeddings=True,
+                                                                   convert_to_tensor=True).float().numpy()
     quantized = torch.ao.quantization.quantize_dynamic(st_model[0].auto_model, {torch.nn.Linear}, dtype=torch.qint8)
 
     def torch_int8(t):
@@ -96,6 +101,10 @@ def runtimes(st_model, threads: int, folder: Path) -> dict:
     compiled = ov.Core().compile_model(str(paths["plain"]), "CPU", {"INFERENCE_NUM_THREADS": threads,
                                                                      "INFERENCE_PRECISION_HINT": "f32"})
     found["openvino fp32"] = runner_from_session(lambda feed: compiled(feed)[0], tok, dim)
+    if cpu_has_bf16():  # AMX / AVX-512 bf16 kernels
+        low_ov = ov.Core().compile_model(str(paths["plain"]), "CPU", {"INFERENCE_NUM_THREADS": threads,
+                                                                       "INFERENCE_PRECISION_HINT": "bf16"})
+        found["openvino bf16"] = runner_from_session(lambda feed: low_ov(feed)[0], tok, dim)
     return found
 
 
