@@ -35,7 +35,8 @@ def shape(raw: str, question: str, config: AnswerConfig, final: bool = True, lea
     the question or the lead quote said again), and for a yes/no question (``answer.yes_no_hint``) a
     reply that restates instead of answering ("The lexicon is the same for all languages.") opened
     with the verdict it states. While streaming (``final=False``) the unfinished last sentence is
-    kept unless it is empty so far, and a yes/no reply is held back until its first sentence is complete.
+    kept unless it is empty so far or shorter than three words, and a yes/no reply is held back until
+    its first sentence is complete.
     """
     raw = before_source_echo(raw if final else _PARTIAL_HEADER.sub("", raw))
     verdict = config.yes_no_hint and is_yes_no(question)
@@ -53,8 +54,10 @@ def shape(raw: str, question: str, config: AnswerConfig, final: bool = True, lea
         keep[0] = True  # the restatement a verdict is read from ("The lexicon is the same ...") answers it
     done = [x for x, k in zip(complete, keep) if k]
     limit = config.max_sentences or len(sentences)
-    # the unfinished sentence streams once it is no echo in the making (compared with the start of the question)
-    out = done[:limit] + (sentences[-1:] if not final and len(done) < limit and keep[-1] else [])
+    # the unfinished sentence streams once it is no echo in the making (compared with the start of the
+    # question) and has three words: one or two may be the fragment a source-list echo cuts off ("The [1] (")
+    tail = sentences[-1:] if not final and len(done) < limit and keep[-1] and len(sentences[-1].split()) >= 3 else []
+    out = done[:limit] + tail
     if verdict and not stated_verdict(complete[0]):
         out.insert(0, "No." if _NEGATION.search(complete[0]) else "Yes.")
     return " ".join(out)

@@ -414,6 +414,9 @@ def test_shape_stops_where_the_reply_writes_out_the_source_list(reply, expected)
     # a header still being written never shows: streamed text cannot be taken back
     assert "(" not in shape("The six layers. The [1] (user-guide.md,", "How many layers?", config, final=False)
     assert shape("It has six layers [1", "How many layers?", config, final=False) == "It has six layers"
+    # nor the one-word fragment the echo cuts off ("The"), at any point of the stream
+    echo = "The [1] (bert.pdf, p. 14)\n[2] (2017) as well as"
+    assert {shape(echo[:i], "How many layers?", config, final=False) for i in range(1, len(echo) + 1)} == {""}
 
 
 class ByteLevelQueue(QueueGenerator):
