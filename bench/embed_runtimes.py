@@ -71,10 +71,11 @@ def runtimes(st_model, threads: int, folder: Path) -> dict:
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 return st_model.encode(t, batch_size=32, normalize_embeddings=True)
         found["torch bf16 autocast"] = bf16
-        import copy
-        low = copy.deepcopy(st_model).to(torch.bfloat16)  # what ragqa's embedder does on such a CPU
-        found["torch bf16 weights (ragqa)"] = lambda t: low.encode(t, batch_size=32, normalize_embeddings=True,
-                                                                   convert_to_tensor=True).float().numpy()
+        from ragqa.config import EmbedderConfig
+        from retrieval.embed import SentenceTransformerEmbedder
+
+        ragqa_bf16 = SentenceTransformerEmbedder(EmbedderConfig(precision="bf16", batch_size=32))  # its own copy
+        found["torch bf16 weights (ragqa)"] = ragqa_bf16.embed_batch
     quantized = torch.ao.quantization.quantize_dynamic(st_model[0].auto_model, {torch.nn.Linear}, dtype=torch.qint8)
 
     def torch_int8(t):
@@ -98,13 +99,10 @@ def runtimes(st_model, threads: int, folder: Path) -> dict:
         import openvino as ov
     except ImportError:
         return found
-    compiled = ov.Core().compile_model(str(paths["plain"]), "CPU", {"INFERENCE_NUM_THREADS": threads,
-                                                                     "INFERENCE_PRECISION_HINT": "f32"})
-    found["openvino fp32"] = runner_from_session(lambda feed: compiled(feed)[0], tok, dim)
-    if cpu_has_bf16():  # AMX / AVX-512 bf16 kernels
-        low_ov = ov.Core().compile_model(str(paths["plain"]), "CPU", {"INFERENCE_NUM_THREADS": threads,
-                                                                       "INFERENCE_PRECISION_HINT": "bf16"})
-        found["openvino bf16"] = runner_from_session(lambda feed: low_ov(feed)[0], tok, dim)
+    for name, hint in (("openvino fp32", "f32"), ("openvino bf16", "bf16"))[: 2 if cpu_has_bf16() else 1]:
+        compiled = ov.Core().compile_model(str(paths["plain"]), "CPU", {"INFERENCE_NUM_THREADS": threads,
+                                                                         "INFERENCE_PRECISION_HINT": hint})
+        found[name] = runner_from_session(lambda feed, run=compiled: run(feed)[0], tok, dim)
     return found
 
 

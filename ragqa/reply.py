@@ -35,8 +35,8 @@ def shape(raw: str, question: str, config: AnswerConfig, final: bool = True, lea
     the question or the lead quote said again), and for a yes/no question (``answer.yes_no_hint``) a
     reply that restates instead of answering ("The lexicon is the same for all languages.") opened
     with the verdict it states. While streaming (``final=False``) the unfinished last sentence is
-    kept unless it is empty so far or shorter than three words, and a yes/no reply is held back until
-    its first sentence is complete.
+    kept unless it is empty so far or a fragment of one or two words, and a yes/no reply is held back
+    until its first sentence is complete.
     """
     raw = before_source_echo(raw if final else _PARTIAL_HEADER.sub("", raw))
     verdict = config.yes_no_hint and is_yes_no(question)
@@ -55,8 +55,8 @@ def shape(raw: str, question: str, config: AnswerConfig, final: bool = True, lea
     done = [x for x, k in zip(complete, keep) if k]
     limit = config.max_sentences or len(sentences)
     # the unfinished sentence streams once it is no echo in the making (compared with the start of the
-    # question) and has three words: one or two may be the fragment a source-list echo cuts off ("The [1] (")
-    tail = sentences[-1:] if not final and len(done) < limit and keep[-1] and len(sentences[-1].split()) >= 3 else []
+    # question) and no fragment a source-list echo may yet cut off ("The [1] (")
+    tail = sentences[-1:] if not final and len(done) < limit and keep[-1] and not _fragment(sentences[-1]) else []
     out = done[:limit] + tail
     if verdict and not stated_verdict(complete[0]):
         out.insert(0, "No." if _NEGATION.search(complete[0]) else "Yes.")
@@ -78,9 +78,14 @@ def before_source_echo(raw: str) -> str:
     if echo is None:
         return raw
     sentences = reply_sentences(raw[:echo.start()])
-    if sentences and sentences[-1][-1:] not in ".!?。！？\"”')" and len(sentences[-1].split()) < 3:
+    if sentences and _fragment(sentences[-1]):
         sentences.pop()
     return " ".join(sentences)
+
+
+def _fragment(sentence: str) -> bool:
+    """One or two words with no sentence end ("The"): what a source-list echo interrupts."""
+    return sentence[-1:] not in ".!?。！？\"”')" and len(sentence.split()) < 3
 
 
 def echoes_sources(raw: str) -> bool:
