@@ -16,7 +16,7 @@ from ragqa.citations import Citation, Evidence, check_citations, find_evidence
 from ragqa.config import AnswerConfig
 from ragqa.errors import RagqaError
 from ragqa.generators import BatchGenerator
-from ragqa.reply import NO_REPLY, NO_REPLY_ZH, echoes_sources, reply_sentences, shape  # noqa: F401 (shape re-exported)
+from ragqa.reply import NO_REPLY, NO_REPLY_ZH, reply_complete, shape  # noqa: F401 (shape re-exported)
 from ragqa.text import CJK_RUN
 from retrieval.context import (ABSTAIN, Source, abstain_text, best_sentences, build_messages, fit_sources, focus_sources,
                                is_chinese)
@@ -184,7 +184,9 @@ def _reply_batches(todo: list[tuple[Answer, list[dict]]], generator, config: Ans
         part = todo[start:start + batch_size]
         began = time.perf_counter()
         if isinstance(generator, BatchGenerator):
-            texts = generator.generate_batch([m for _, m in part])
+            # each row stops where streaming would: the reply complete (answer.max_sentences) or echoing sources
+            done = [lambda raw, r=r: reply_complete(raw, r.question, config, r.quote) for r, _ in part]
+            texts = generator.generate_batch([m for _, m in part], done=done)
         else:
             texts = ["".join(generator.generate(m)) for _, m in part]
         share = (time.perf_counter() - began) / len(part)
@@ -313,7 +315,7 @@ def _stream_reply(result: Answer, generator, messages: list[dict], config: Answe
         if text.startswith(shown) and len(text) > len(shown):
             yield text[len(shown):] if shown else text
             shown = text
-        if config.max_sentences and len(reply_sentences(raw)) > config.max_sentences or echoes_sources(raw):
+        if reply_complete(raw, result.question, config, result.quote):
             stream.close()  # the answer is complete: stop the model rather than generate what is cut
             break
     end = time.perf_counter()

@@ -254,7 +254,9 @@ class EvalConfig:
     correct_f1: float = 0.5  # token F1 at which an answer counts as correct (accuracy, McNemar)
     bootstrap: int = 1000  # resamples for confidence intervals
     seed: int = 0
-    max_new_tokens: int = 64  # answers are scored against short gold answers; keeps 100 q x 2 arms near 8 min
+    # new tokens per reply; 0 = the generator's own, as `ragqa ask` serves it (replies stop once
+    # answer.max_sentences sentences are complete). 64 cut 30 of 71 ARAGOG dev replies mid-sentence
+    max_new_tokens: int = 0
     yardstick: bool = True  # add the copy-one-sentence arm (no model) whenever retrieval is on
 
     def __post_init__(self):
@@ -262,6 +264,8 @@ class EvalConfig:
             raise ConfigError(f"eval.retrieval={self.retrieval!r}: use 'on', 'off' or 'on,off'")
         if not 0 < self.correct_f1 <= 1:
             raise ConfigError(f"eval.correct_f1={self.correct_f1}: between 0 and 1")
+        if self.max_new_tokens < 0:
+            raise ConfigError(f"eval.max_new_tokens={self.max_new_tokens}: 0 (the generator's own) or more")
 
 
 @dataclass

@@ -87,7 +87,7 @@ def _default_factory(cfg: GeneratorConfig):
 
 def _generator_config(config: Config, arm: Arm) -> GeneratorConfig:
     # 'base' is the model without any adapter (the packaged one included): what tuning is measured against
-    values = {**vars(config.generator), "max_new_tokens": config.eval.max_new_tokens,
+    values = {**vars(config.generator), "max_new_tokens": config.eval.max_new_tokens or config.generator.max_new_tokens,
               "adapter": "none" if arm.model == "base" else arm.model}
     return GeneratorConfig(**values)
 

@@ -23,10 +23,13 @@ _MARKERS = re.compile(r"\(?(?:see\s+)?(?:\[\d+(?:\s*[,;]\s*\d+)*\][,;\s]*(?:and\
 _DANGLING = re.compile(r"\b(is|are|was|were|be|from|in|by|of|the|a|an|to|as|at|on|and|with|include|includes)"
                        r"\W*$", re.IGNORECASE)
 _NEGATION = re.compile(r"\b(not|no|never|none|neither|nor|cannot|\w+n't)\b", re.IGNORECASE)
-# a source header of the prompt ("[2] (bert.pdf, p. 3)", see retrieval.store.Chunk.location) said again
-_SOURCE_HEADER = re.compile(r"\[\d+\]\s*\([^()\n]*?,\s*p\.")
+# a source header of the prompt ("[2] (bert.pdf, p. 3)", see retrieval.store.Chunk.location) said again,
+# with its number or without ("PAL (PAL.pdf, p. 7)", "(LLM_long_tail.pdf, p. This involves": 6 of 71
+# ARAGOG dev replies of the shipped adapter)
+_SOURCE_HEADER = re.compile(r"\[\d+\]\s*\([^()\n]*?,\s*p\.|\([\w.\-]+\.(?:pdf|md|markdown|txt|html?),\s*p\.")
 # while streaming, what may still become one ("[2] (bert.pdf,"): held back, since shown text cannot be taken back
-_PARTIAL_HEADER = re.compile(r"\[\d*(?:\]\s*(?:\([^()\n]*)?)?$")  # "[", "[2", "[2]", "[2] (bert.pdf,"
+# "[", "[2", "[2]", "[2] (bert.pdf,"; "(bert", "(bert.pdf, p" (a word in parentheses waits for its end)
+_PARTIAL_HEADER = re.compile(r"\[\d*(?:\]\s*(?:\([^()\n]*)?)?$|\([\w\-]*(?:\.\w*)?(?:,\s*p?)?$")
 
 
 def shape(raw: str, question: str, config: AnswerConfig, final: bool = True, lead: str = "") -> str:
@@ -63,6 +66,20 @@ def shape(raw: str, question: str, config: AnswerConfig, final: bool = True, lea
     return " ".join(out)
 
 
+def reply_complete(raw: str, question: str, config: AnswerConfig, lead: str = "") -> bool:
+    """Whether the reply so far holds all that will be shown: ``answer.max_sentences`` complete
+    sentences that say something (the next one has begun), or the start of the source list written
+    out. Generation stops there, streamed or batched, so an answer is the same either way and the
+    model does not spend tokens (or run into its loop stop) on text that is cut."""
+    if echoes_sources(raw):
+        return True
+    if not config.max_sentences:
+        return False
+    complete = reply_sentences(raw)[:-1]  # the last one may still grow
+    said = [x for x in complete if not (config.drop_empty and empty_reply(x, question, lead))]
+    return len(said) >= config.max_sentences
+
+
 def stated_verdict(text: str) -> str:
     """The verdict ``text`` opens with: 'yes', 'no', or '' when it opens with neither."""
     match = _VERDICT.match(text)
@@ -77,7 +94,11 @@ def before_source_echo(raw: str) -> str:
     echo = _SOURCE_HEADER.search(raw)
     if echo is None:
         return raw
-    sentences = reply_sentences(raw[:echo.start()])
+    start = echo.start()
+    line = raw.rfind("\n", 0, start) + 1
+    if len(raw[line:start].split()) <= 2:  # a header line's own opening ("PAL (PAL.pdf, p. 7)") goes with it
+        start = line
+    sentences = reply_sentences(raw[:start])
     if sentences and _fragment(sentences[-1]):
         sentences.pop()
     return " ".join(sentences)
@@ -111,6 +132,8 @@ def empty_reply(sentence: str, question: str, lead: str = "", partial: bool = Fa
         return True
     asked = _core(question)
     end = sentence.rstrip()[-1:]
+    if end == ":" and not partial:  # a list's opening with no list after it ("The model sizes reported are:")
+        return True
     unfinished = partial or end not in ".!?。！？:;)\"”'’"  # still streaming, or cut by the token limit
     if (end in "?？" or unfinished) and _near(core, asked, unfinished):
         return True

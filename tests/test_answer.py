@@ -348,6 +348,7 @@ def test_lead_quote_is_never_a_cut_fragment(retriever):
     ("It trains two low-rank matrices per layer.", "It trains two low-rank matrices per layer."),
     ("LoRA freezes the base model. What does LoRA do?", "LoRA freezes the base model."),  # the question again
     ("What LoRA does is low-rank adaptation.", "What LoRA does is low-rank adaptation."),  # restates it: stays
+    ("It trains two matrices. The two main tasks are:", "It trains two matrices."),  # a list's opening, no list
 ])
 def test_shape_leaves_out_reply_sentences_that_say_nothing_new(reply, expected):
     from ragqa.answer import shape
@@ -403,6 +404,10 @@ def test_a_reply_sentence_that_gives_source_numbers_for_an_answer_says_nothing(s
      "DetectGPT detects text from public models (zero-shot)."),
     ("The model uses six layers [2] (notes.md, p. 1)", "The model uses six layers"),  # a claim stays
     ("The model uses six layers [2].", "The model uses six layers [2]."),  # a citation is no echo
+    # a header without its number, its line's opening word with it
+    ("PAL runs the program. It is:\n\nPAL (PAL.pdf, p. 7)\n\nPAL (PAL.pdf, p. 7) is", "PAL runs the program."),
+    ("It is a closed-book evaluation (LLM_long_tail.pdf, p. This involves", "It is a closed-book evaluation"),
+    ("It is zero-shot (no examples) here.", "It is zero-shot (no examples) here."),  # parentheses are no echo
 ])
 def test_shape_stops_where_the_reply_writes_out_the_source_list(reply, expected):
     from ragqa.answer import shape
@@ -414,6 +419,7 @@ def test_shape_stops_where_the_reply_writes_out_the_source_list(reply, expected)
     # a header still being written never shows: streamed text cannot be taken back
     assert "(" not in shape("The six layers. The [1] (user-guide.md,", "How many layers?", config, final=False)
     assert shape("It has six layers [1", "How many layers?", config, final=False) == "It has six layers"
+    assert shape("It has six layers (notes.md, p", "How many layers?", config, final=False) == "It has six layers"
     # nor the one-word fragment the echo cuts off ("The"), at any point of the stream
     echo = "The [1] (bert.pdf, p. 14)\n[2] (2017) as well as"
     assert {shape(echo[:i], "How many layers?", config, final=False) for i in range(1, len(echo) + 1)} == {""}
@@ -542,6 +548,9 @@ def test_a_tuned_reply_that_answers_is_kept_and_the_fallback_can_be_turned_off(r
     "Correspondence: {htouvron, thibautlav,gizacard,egrave,glample}@meta.com 1 https://github.com/facebookresearch/llama "
     "performance, a smaller one trained longer will ultimately be cheaper at inference.",  # an e-mail line glued on
     "8% 71.4% 83.0% 28.0% 28.2% 28.4% 32.0% 41.1% 78.5% 77.4% Accuracy of the filtering model before AF",  # a table row
+    "8% 71.4% 83.0% 28.0% 28.2% 28.4% 32.0% Accuracy of the filtering model before AF Accuracy of the filtering "
+    "model after AF BERT-Large accuracy after AF Figure 11: Performance on the WikiHow subset of alternative "
+    "variations of HellaSwag, where different",  # a table's cells run into its caption
     "Is PAL better because of the Python prompt or because of the interpreter?",  # the text asking itself
     "domains, DetectGPT provides the clearest signal for zero-shot detection.",  # a tail cut at a chunk's start
 ])
@@ -563,3 +572,15 @@ def test_prose_with_numbers_links_or_names_can_lead(sentence):
     from retrieval.context import quotable
 
     assert quotable(sentence)
+
+
+def test_a_reply_is_complete_once_its_last_shown_sentence_is_followed_by_another():
+    from ragqa.reply import reply_complete
+
+    config = plain_answer_config(max_sentences=2)
+    assert not reply_complete("LoRA trains two matrices. It freezes the rest.", "What does LoRA do?", config)
+    assert reply_complete("LoRA trains two matrices. It freezes the rest. It", "What does LoRA do?", config)
+    # sentences that say nothing are not counted: they will not be shown
+    assert not reply_complete("1. 1. 1. LoRA trains two matrices. It", "What does LoRA do?", config)
+    assert reply_complete("The [1] (notes.md, p. 1)", "What does LoRA do?", config)  # the source list begun
+    assert not reply_complete("A. B. C. D. E.", "q?", plain_answer_config(max_sentences=0))

@@ -186,6 +186,17 @@ def test_batch_generation_matches_one_by_one(tmp_path):
     assert gen.generate_batch(chats) == ["".join(gen.generate(c)) for c in chats]
 
 
+def test_a_batch_row_stops_where_its_caller_says_the_reply_is_complete(tmp_path):
+    path = tiny_model(tmp_path / "tiny")
+    gen = TransformersGenerator(GeneratorConfig(model=path, max_new_tokens=6, precision="fp32", prompt_lookup=0))
+    chats = [MESSAGES, [{"role": "user", "content": "be brief : what is an encoder ?"}]]
+    full = gen.generate_batch(chats)
+    seen = []
+    cut = gen.generate_batch(chats, done=[lambda text: seen.append(text) or len(text) > 0, lambda text: False])
+    assert cut[1] == full[1]  # the other row goes on as before
+    assert cut[0] == seen[0] and full[0].startswith(cut[0]) and len(cut[0]) < len(full[0])
+
+
 def test_sampled_batches_give_that_many_replies_per_chat_grouped_by_chat(tmp_path):
     import torch
 

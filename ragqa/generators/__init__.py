@@ -43,8 +43,9 @@ class BatchGenerator(Protocol):
     """An optional capability: replies to many chats in one batch (evaluation, data generation)."""
 
     def generate_batch(self, chats: list[Messages], max_new_tokens: int | None = None, samples: int = 0,
-                       temperature: float = 0.7) -> list[str]:
-        """Greedy replies, one per chat, in order; with ``samples``, that many sampled replies per chat."""
+                       temperature: float = 0.7, done: list | None = None) -> list[str]:
+        """Greedy replies, one per chat, in order; with ``samples``, that many sampled replies per chat.
+        ``done[i](text)`` says when chat i's reply so far is complete: that row stops there."""
 
 
 @runtime_checkable

@@ -96,19 +96,23 @@ class TransformersGenerator:
             self.tokenizer.padding_side = side
 
     def generate_batch(self, chats: list[Messages], max_new_tokens: int | None = None, samples: int = 0,
-                       temperature: float = 0.7) -> list[str]:
+                       temperature: float = 0.7, done: list | None = None) -> list[str]:
         """Replies to several chats in one left-padded batch (no streaming): one greedy reply per chat,
-        or with ``samples`` that many sampled at ``temperature`` per chat, grouped by chat."""
+        or with ``samples`` that many sampled at ``temperature`` per chat, grouped by chat.
+        ``done[i](text)``: chat i's reply so far is complete, its row stops (the rest of the batch goes on)."""
         import torch
 
         enc = self.batch_ids(chats)
         loop = _LoopStop(enc.input_ids.shape[1], decode=self.tokenizer.decode, ends=self._ends())
+        criteria = [loop]
+        if done:
+            criteria.append(_DoneStop(enc.input_ids.shape[1], self.tokenizer.decode, done, max(samples, 1)))
         sampling = dict(do_sample=True, temperature=temperature, top_p=0.95, top_k=None,
                         num_return_sequences=samples) if samples else \
             dict(do_sample=False, temperature=None, top_p=None, top_k=None)
         with torch.inference_mode():
             out = self.model.generate(**enc, max_new_tokens=max_new_tokens or self.config.max_new_tokens,
-                                      pad_token_id=self.tokenizer.pad_token_id, stopping_criteria=[loop], **sampling)
+                                      pad_token_id=self.tokenizer.pad_token_id, stopping_criteria=criteria, **sampling)
         self.loop_stops += len(loop.fired)
         return self.tokenizer.batch_decode(out[:, enc.input_ids.shape[1]:], skip_special_tokens=True)
 
@@ -202,6 +206,25 @@ class _LoopStop:
         # the window then repeats at least three times, which no real list does
         return len(shapes) == self.lines and len(set(shapes)) <= max(1, self.lines // 3) \
             and min(map(len, shapes)) >= 3
+
+
+class _DoneStop:
+    """Stop each row of a batch once its caller says the reply so far is complete (``done[chat](text)``),
+    as streaming stops when its reader stops reading."""
+
+    def __init__(self, prompt_len: int, decode, done: list, per_chat: int = 1):
+        self.prompt_len, self.decode, self.done, self.per_chat = prompt_len, decode, done, per_chat
+        self.stopped: set[int] = set()
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        for i, row in enumerate(input_ids):
+            if i not in self.stopped and self.done[i // self.per_chat](
+                    self.decode(row[self.prompt_len:], skip_special_tokens=True)):
+                self.stopped.add(i)
+        return torch.tensor([i in self.stopped for i in range(len(input_ids))], dtype=torch.bool,
+                            device=input_ids.device)
 
 
 def stop_ids(tokenizer, model=None) -> set[int]:
