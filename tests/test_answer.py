@@ -408,6 +408,9 @@ def test_a_reply_sentence_that_gives_source_numbers_for_an_answer_says_nothing(s
     ("PAL runs the program. It is:\n\nPAL (PAL.pdf, p. 7)\n\nPAL (PAL.pdf, p. 7) is", "PAL runs the program."),
     ("It is a closed-book evaluation (LLM_long_tail.pdf, p. This involves", "It is a closed-book evaluation"),
     ("It is zero-shot (no examples) here.", "It is zero-shot (no examples) here."),  # parentheses are no echo
+    # the source numbers counted out
+    ("It changes three parts. 1. **Pre-normalization** [1] [2] [3] [4] [5] [6] [7] [8] [9] [1", "It changes three parts."),
+    ("Both use them [1] [2].", "Both use them [1] [2]."),
 ])
 def test_shape_stops_where_the_reply_writes_out_the_source_list(reply, expected):
     from ragqa.answer import shape
