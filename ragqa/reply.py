@@ -11,8 +11,11 @@ from difflib import SequenceMatcher
 from ragqa.config import AnswerConfig
 from ragqa.text import is_yes_no
 
-# a sentence ends at . ! ? before a capital or digit, but not after a list number ("1.", "12.")
-_REPLY_END = re.compile(r"(?<!^\d\.)(?<![\s(]\d\.)(?<![\s(]\d\d\.)(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])|(?<=[。！？])\s*")
+# a sentence ends at . ! ? before a capital or digit, but not after a list number ("1.", "12."); at a
+# blank line; after a line ending on a colon (an opening: "The answer is:\n\n"); and before a list item
+# on its own line ("\n- BooksCorpus", "\n2. SwiGLU": each item counts as a sentence)
+_REPLY_END = re.compile(r"(?<!^\d\.)(?<![\s(]\d\.)(?<![\s(]\d\d\.)(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])|(?<=[。！？])\s*"
+                        r"|(?<=[:：])[ \t]*\n\s*|[ \t]*\n[ \t]*\n\s*|[ \t]*\n[ \t]*(?=(?:\d{1,2}[.)]|[-*•])\s)")
 _VERDICT = re.compile(r"\W*(yes|no)\b", re.IGNORECASE)
 NO_REPLY = "(No answer: the model's reply only repeated the question or said nothing.)"
 NO_REPLY_ZH = "（没有回答：模型只重复了问题。）"
@@ -54,19 +57,56 @@ def shape(raw: str, question: str, config: AnswerConfig, final: bool = True, lea
     complete = sentences if final else sentences[:-1]
     if verdict and not complete:
         return ""  # held back until the first sentence shows which verdict it states
-    keep = [not (config.drop_empty and empty_reply(x, question, lead, partial=not final and i == len(sentences) - 1))
-            for i, x in enumerate(sentences)]
+    keep = _said(sentences, question, lead, config.drop_empty, final)
     if verdict:
         keep[0] = True  # the restatement a verdict is read from ("The lexicon is the same ...") answers it
-    done = [x for x, k in zip(complete, keep) if k]
     limit = config.max_sentences or len(sentences)
+    done, counted = [], 0
+    for x, k in zip(complete, keep):
+        if k and counted < limit:
+            done.append(x)
+            counted += not _opens_list(x)  # an opening counts with what it opens
     # the unfinished sentence streams once it is no echo in the making (compared with the start of the
     # question) and no fragment a source-list echo may yet cut off ("The [1] (")
-    tail = sentences[-1:] if not final and len(done) < limit and keep[-1] and not _fragment(sentences[-1]) else []
-    out = done[:limit] + tail
+    tail = sentences[-1:] if not final and counted < limit and keep[-1] and not _fragment(sentences[-1]) else []
+    out = done + tail
     if verdict and not stated_verdict(complete[0]):
         out.insert(0, "No." if _NEGATION.search(complete[0]) else "Yes.")
-    return " ".join(out)
+    return _join(out)
+
+
+def _said(sentences: list[str], question: str, lead: str, drop_empty: bool, final: bool) -> list[bool]:
+    """Which sentences say something: not ``empty_reply``, not a sentence already said (a reply running
+    in a loop: "The answer is:" ten times), and not a list's opening with nothing after it that says
+    something ("The model sizes reported for BERT are:" and the reply ends, or only fillers follow)."""
+    keep, seen = [], set()
+    for i, sentence in enumerate(sentences):
+        partial = not final and i == len(sentences) - 1
+        core = _core(sentence)
+        # a word or two that the loop stop or the token limit cut ("The answer"), not a list's last item
+        cut = final and i and i == len(sentences) - 1 and _fragment(sentence) and not _ITEM.match(sentence)
+        keep.append(not drop_empty or not (empty_reply(sentence, question, lead, partial) or core in seen or cut))
+        seen.add(core)
+    if drop_empty:  # an opening shows once what it opens says something (while streaming: held back till then)
+        for i, sentence in enumerate(sentences):
+            if keep[i] and _opens_list(sentence):
+                keep[i] = any(k and not _opens_list(x) for x, k in zip(sentences[i + 1:], keep[i + 1:]))
+    return keep
+
+
+def _opens_list(sentence: str) -> bool:
+    return sentence.rstrip().endswith((":", "："))
+
+
+_ITEM = re.compile(r"(?:\d{1,2}[.)]|[-*•])\s")
+
+
+def _join(sentences: list[str]) -> str:
+    """Sentences as one reply; a list item goes on its own line, as the model wrote it."""
+    out = ""
+    for sentence in sentences:
+        out += ("\n" if out and _ITEM.match(sentence) else " " if out else "") + sentence
+    return out
 
 
 def reply_complete(raw: str, question: str, config: AnswerConfig, lead: str = "") -> bool:
@@ -78,8 +118,9 @@ def reply_complete(raw: str, question: str, config: AnswerConfig, lead: str = ""
         return True
     if not config.max_sentences:
         return False
-    complete = reply_sentences(raw)[:-1]  # the last one may still grow
-    said = [x for x in complete if not (config.drop_empty and empty_reply(x, question, lead))]
+    sentences = reply_sentences(raw)
+    keep = _said(sentences, question, lead, config.drop_empty, final=False)
+    said = [x for x, k in zip(sentences[:-1], keep) if k and not _opens_list(x)]  # the last one may still grow
     return len(said) >= config.max_sentences
 
 
@@ -101,10 +142,11 @@ def before_source_echo(raw: str) -> str:
     line = raw.rfind("\n", 0, start) + 1
     if len(raw[line:start].split()) <= 2:  # a header line's own opening ("PAL (PAL.pdf, p. 7)") goes with it
         start = line
-    sentences = reply_sentences(raw[:start])
+    head = raw[:start].rstrip()
+    sentences = reply_sentences(head)
     if sentences and _fragment(sentences[-1]):
-        sentences.pop()
-    return " ".join(sentences)
+        head = head[:head.rfind(sentences[-1])]
+    return head.strip()  # line breaks kept: they still end sentences (reply_sentences)
 
 
 def _fragment(sentence: str) -> bool:
@@ -135,8 +177,6 @@ def empty_reply(sentence: str, question: str, lead: str = "", partial: bool = Fa
         return True
     asked = _core(question)
     end = sentence.rstrip()[-1:]
-    if end == ":" and not partial:  # a list's opening with no list after it ("The model sizes reported are:")
-        return True
     unfinished = partial or end not in ".!?。！？:;)\"”'’"  # still streaming, or cut by the token limit
     if (end in "?？" or unfinished) and _near(core, asked, unfinished):
         return True
@@ -154,8 +194,9 @@ def _core(text: str) -> str:
 
 
 def reply_sentences(raw: str) -> list[str]:
-    """The reply's sentences, split only at sentence punctuation: a list number ("are: 1. PDF",
-    "(.pdf) 2. Markdown") ends no sentence, and line breaks inside one are kept."""
+    """The reply's sentences, split at sentence punctuation, at a blank line, after a line that ends on
+    a colon ("The answer to this question is:\n\n...") and before a list item on a line of its own:
+    a list number inside a line ("are: 1. PDF", "(.pdf) 2. Markdown") ends no sentence."""
     pieces, start = [], 0
     for end in _REPLY_END.finditer(raw):
         pieces.append(raw[start:end.start()])

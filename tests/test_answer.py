@@ -349,6 +349,13 @@ def test_lead_quote_is_never_a_cut_fragment(retriever):
     ("LoRA freezes the base model. What does LoRA do?", "LoRA freezes the base model."),  # the question again
     ("What LoRA does is low-rank adaptation.", "What LoRA does is low-rank adaptation."),  # restates it: stays
     ("It trains two matrices. The two main tasks are:", "It trains two matrices."),  # a list's opening, no list
+    # replies seen on ARAGOG dev, shortened: fillers on lines of their own, a loop of them, a sentence again
+    ("The answer to this question is:\n\nIt trains two matrices. The answer is:\n\nThe answer is:\n\nThe answer",
+     "It trains two matrices."),
+    ("It trains two matrices. It trains two matrices. It trains two matrices.", "It trains two matrices."),
+    ("It changes three parts:\n\n1. Pre-normalization [2]\n2. SwiGLU\n3. Rotary embeddings\n4. More",
+     "It changes three parts:\n1. Pre-normalization [2]\n2. SwiGLU\n3. Rotary embeddings"),  # an opening counts with its list
+    ("The tasks are:\n- BooksCorpus\n- Wikipedia\n- BooksCorpus\n-", "The tasks are:\n- BooksCorpus\n- Wikipedia"),
 ])
 def test_shape_leaves_out_reply_sentences_that_say_nothing_new(reply, expected):
     from ragqa.answer import shape
@@ -369,6 +376,11 @@ def test_a_stream_holds_back_an_echo_until_it_says_something():
     assert shown == ["", "It trains low", "It trains low-rank matrices."]  # the echo never shows
     assert shape(steps[-1], question, config, lead=lead) == "It trains low-rank matrices."
     assert shape("玩家用什么", "玩家用什么泡封敌人？", config, final=False) == ""  # the question, being repeated
+    # a list's opening waits for an item that says something; a filler line never shows
+    steps = ["The parts are:", "The parts are:\n1. LoRA", "The parts are:\n1. LoRA\n2. QLoRA"]
+    assert [shape(raw, question, config, final=False) for raw in steps] == ["", "The parts are:", "The parts are:\n1. LoRA"]
+    assert shape(steps[1], question, config) == "The parts are:\n1. LoRA"
+    assert shape("The answer is:\n\nIt trains low-rank", question, config, final=False) == "It trains low-rank"
 
 
 def test_a_reply_that_says_nothing_is_shown_as_no_answer_and_scored_as_empty():
@@ -587,3 +599,7 @@ def test_a_reply_is_complete_once_its_last_shown_sentence_is_followed_by_another
     assert not reply_complete("1. 1. 1. LoRA trains two matrices. It", "What does LoRA do?", config)
     assert reply_complete("The [1] (notes.md, p. 1)", "What does LoRA do?", config)  # the source list begun
     assert not reply_complete("A. B. C. D. E.", "q?", plain_answer_config(max_sentences=0))
+    # a filler on its own line is no sentence said; a list's items are, its opening is not
+    assert not reply_complete("The answer is:\n\nThe answer is:\n\nLoRA trains two matrices. It", "q?", config)
+    assert not reply_complete("The parts are:\n1. LoRA\n2. QLo", "q?", config)
+    assert reply_complete("The parts are:\n1. LoRA\n2. QLoRA\n3. Do", "q?", config)
