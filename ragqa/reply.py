@@ -83,15 +83,20 @@ def _said(sentences: list[str], question: str, lead: str, drop_empty: bool, fina
     for i, sentence in enumerate(sentences):
         partial = not final and i == len(sentences) - 1
         core = _core(sentence)
-        # a word or two that the loop stop or the token limit cut ("The answer"), not a list's last item
-        cut = final and i and i == len(sentences) - 1 and _fragment(sentence) and not _ITEM.match(sentence)
-        keep.append(not drop_empty or not (empty_reply(sentence, question, lead, partial) or core in seen or cut))
+        keep.append(not drop_empty or not (empty_reply(sentence, question, lead, partial) or core in seen))
         seen.add(core)
+    if final and drop_empty and len(sentences) > 1 and any(keep[:-1]) and _unfinished(sentences[-1]):
+        keep[-1] = False  # cut mid-sentence by the loop stop or the token limit ("... encountered during pre")
     if drop_empty:  # an opening shows once what it opens says something (while streaming: held back till then)
         for i, sentence in enumerate(sentences):
             if keep[i] and _opens_list(sentence):
                 keep[i] = any(k and not _opens_list(x) for x, k in zip(sentences[i + 1:], keep[i + 1:]))
     return keep
+
+
+def _unfinished(sentence: str) -> bool:
+    """A sentence without its end (a list item needs none: "2. **SwiGLU**")."""
+    return sentence.rstrip()[-1:] not in ".!?。！？:;)]\"”'’*" and not _ITEM.match(sentence)
 
 
 def _opens_list(sentence: str) -> bool:

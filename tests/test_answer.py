@@ -356,6 +356,10 @@ def test_lead_quote_is_never_a_cut_fragment(retriever):
     ("It changes three parts:\n\n1. Pre-normalization [2]\n2. SwiGLU\n3. Rotary embeddings\n4. More",
      "It changes three parts:\n1. Pre-normalization [2]\n2. SwiGLU\n3. Rotary embeddings"),  # an opening counts with its list
     ("The tasks are:\n- BooksCorpus\n- Wikipedia\n- BooksCorpus\n-", "The tasks are:\n- BooksCorpus\n- Wikipedia"),
+    # a last sentence cut mid-way by the loop stop goes when something was said before it; alone it stays
+    ("It trains two matrices. It enhances the ability to learn during pre", "It trains two matrices."),
+    ("It is a closed-book QA evaluation", "It is a closed-book QA evaluation"),
+    ("It changes two parts:\n1. Pre-normalization\n2. SwiGLU", "It changes two parts:\n1. Pre-normalization\n2. SwiGLU"),
 ])
 def test_shape_leaves_out_reply_sentences_that_say_nothing_new(reply, expected):
     from ragqa.answer import shape
