@@ -295,13 +295,15 @@ def _generate(result: Answer, generator, messages: list[dict], config: AnswerCon
         shown = True
         yield piece
     if not result.text and _falls_back(generator, config):
-        tokens = result.timings["tokens"]
+        tokens, ttft = result.timings["tokens"], result.timings["ttft_s"]
         if shown:  # a sentence that turned out empty only once complete stays on screen: set apart
             yield "\n\n"
         with generator.untuned():
             yield from _stream_reply(result, generator, messages, config)
-        result.timings.update(untuned_fallback=True, tokens=tokens + result.timings["tokens"],
-                              total_s=round(time.perf_counter() - start, 3))
+        # both replies count: the reader waited for the first token of the first, and for all tokens of both
+        tokens, total = tokens + result.timings["tokens"], time.perf_counter() - start
+        result.timings.update(untuned_fallback=True, tokens=tokens, ttft_s=ttft, total_s=round(total, 3),
+                              tokens_per_s=round((tokens - 1) / (total - ttft), 2) if tokens > 1 and total > ttft else None)
 
 
 def _stream_reply(result: Answer, generator, messages: list[dict], config: AnswerConfig) -> Iterator[str]:

@@ -534,7 +534,13 @@ BERT_TASKS = "Masked language modelling and next sentence prediction [1]."
 
 
 @pytest.mark.parametrize("streamed", [True, False])
-def test_a_tuned_reply_that_says_nothing_is_asked_again_of_the_untuned_model(retriever, streamed):
+def test_a_tuned_reply_that_says_nothing_is_asked_again_of_the_untuned_model(retriever, streamed, monkeypatch):
+    import itertools
+
+    import ragqa.answer
+
+    clock = itertools.count(step=0.25)  # every reading of the clock a quarter second later: timings are exact
+    monkeypatch.setattr(ragqa.answer.time, "perf_counter", lambda: next(clock))
     # the shipped adapter wrote source numbers for an answer in 22 of 71 ARAGOG dev replies
     gen = TunedQueueGenerator(["The two tasks are [1] and [2]."], [BERT_TASKS])
     cfg = plain_answer_config(k=2, abstain_below=0.1, max_sentences=3)
@@ -548,6 +554,11 @@ def test_a_tuned_reply_that_says_nothing_is_asked_again_of_the_untuned_model(ret
     assert result.text == BERT_TASKS and result.citations[0].status == "supported"
     assert gen.base.prompts == gen.prompts  # the same chat, asked again with the adapter off
     assert result.timings["untuned_fallback"] and "answered untuned" in result.timing_line()
+    t = result.timings
+    assert t["tokens"] == gen.count_tokens("The two tasks are [1] and [2].") + gen.count_tokens(BERT_TASKS)
+    if streamed:  # speed over both replies, not the fallback's alone (that showed "19707.1 tokens/s")
+        assert 0 < t["ttft_s"] < t["total_s"]
+        assert t["tokens_per_s"] == pytest.approx((t["tokens"] - 1) / (t["total_s"] - t["ttft_s"]), rel=1e-3)
 
 
 def test_a_tuned_reply_that_answers_is_kept_and_the_fallback_can_be_turned_off(retriever):
