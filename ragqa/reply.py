@@ -16,6 +16,7 @@ from ragqa.text import is_yes_no
 # on its own line ("\n- BooksCorpus", "\n2. SwiGLU": each item counts as a sentence)
 _REPLY_END = re.compile(r"(?<!^\d\.)(?<![\s(]\d\.)(?<![\s(]\d\d\.)(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])|(?<=[。！？])\s*"
                         r"|(?<=[:：])[ \t]*\n\s*|[ \t]*\n[ \t]*\n\s*|[ \t]*\n[ \t]*(?=(?:\d{1,2}[.)]|[-*•])\s)")
+_ITEM = re.compile(r"(?:\d{1,2}[.)]|[-*•])\s")  # a list item's opening ("2. ", "- ")
 _VERDICT = re.compile(r"\W*(yes|no)\b", re.IGNORECASE)
 NO_REPLY = "(No answer: the model's reply only repeated the question or said nothing.)"
 NO_REPLY_ZH = "（没有回答：模型只重复了问题。）"
@@ -101,9 +102,6 @@ def _unfinished(sentence: str) -> bool:
 
 def _opens_list(sentence: str) -> bool:
     return sentence.rstrip().endswith((":", "："))
-
-
-_ITEM = re.compile(r"(?:\d{1,2}[.)]|[-*•])\s")
 
 
 def _join(sentences: list[str]) -> str:
