@@ -1,4 +1,5 @@
-"""Retrieval quality over the whole dev corpus: doc-hit@1, doc-hit@5 and MRR for dense, BM25 and hybrid.
+"""Retrieval quality over the whole dev corpus: doc-hit@1, doc-hit@5, MRR and answer recall@5 (the gold
+answer's content words in the 5 passages an answer is made from) for dense, BM25 and hybrid.
 
     python bench/retrieval_quality.py [--qa FILE ...] [--corpus ../shared/evalcorpus] [--index bench-dev]
 
@@ -46,19 +47,36 @@ def main() -> None:
                                        "chunks": len(retriever.store.chunks), "results": results})
 
 
-def evaluate(retriever, qa: Path) -> list[dict]:
+def evaluate(retriever, qa: Path, k: int = 5) -> list[dict]:
     rows = [json.loads(line) for line in qa.open() if line.strip()]
     results = []
     for mode in ("dense", "bm25", "hybrid"):
-        ranks = []
+        ranks, recall = [], []
         for r in rows:
-            names = [Path(h.chunk.path).name for h in retriever.search(r["question"], k=10, mode=mode)]
-            docs = list(dict.fromkeys(names))
+            hits = retriever.search(r["question"], k=10, mode=mode)
+            docs = list(dict.fromkeys(Path(h.chunk.path).name for h in hits))
             ranks.append(docs.index(r["source_pdf"]) + 1 if r["source_pdf"] in docs else None)
-        hit = lambda k: float(np.mean([x is not None and x <= k for x in ranks]))  # noqa: E731
+            recall.append(answer_recall(r["answer"], [h.chunk.text for h in hits[:k]]))
+        hit = lambda n: float(np.mean([x is not None and x <= n for x in ranks]))  # noqa: E731
         results.append({"qa": qa.stem, "mode": mode, "questions": len(rows), "doc_hit@1": hit(1),
-                        "doc_hit@5": hit(5), "mrr": float(np.mean([1 / x if x else 0.0 for x in ranks]))})
+                        "doc_hit@5": hit(5), "mrr": float(np.mean([1 / x if x else 0.0 for x in ranks])),
+                        f"answer_recall@{k}": float(np.mean(recall)),
+                        f"answer_found@{k}": float(np.mean([x >= 0.5 for x in recall]))})
     return results
+
+
+def answer_recall(answer: str, passages: list[str]) -> float:
+    """Share of the gold answer's content words found in the passages the answer model is given.
+
+    Doc-hit says the right document was found; this says whether the right *passages* were: all five
+    retrieved passages for "What are the two main tasks BERT is pre-trained on?" came from bert.pdf, none
+    from the section that names the tasks, and no answer shaping can quote what is not there.
+    """
+    from ragqa.citations import content_words
+
+    wanted = content_words(answer)
+    found = content_words(" ".join(passages))
+    return len(wanted & found) / len(wanted) if wanted else 1.0
 
 
 if __name__ == "__main__":
