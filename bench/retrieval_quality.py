@@ -48,6 +48,8 @@ def main() -> None:
 
 
 def evaluate(retriever, qa: Path, k: int = 5) -> list[dict]:
+    from ragqa.citations import content_words
+
     rows = [json.loads(line) for line in qa.open() if line.strip()]
     results = []
     for mode in ("dense", "bm25", "hybrid"):
@@ -56,7 +58,8 @@ def evaluate(retriever, qa: Path, k: int = 5) -> list[dict]:
             hits = retriever.search(r["question"], k=10, mode=mode)
             docs = list(dict.fromkeys(Path(h.chunk.path).name for h in hits))
             ranks.append(docs.index(r["source_pdf"]) + 1 if r["source_pdf"] in docs else None)
-            recall.append(answer_recall(r["answer"], [h.chunk.text for h in hits[:k]]))
+            passages = " ".join(h.chunk.text for h in hits[:k])
+            recall.append(answer_recall(content_words(r["answer"]), content_words(passages)))
         hit = lambda n: float(np.mean([x is not None and x <= n for x in ranks]))  # noqa: E731
         results.append({"qa": qa.stem, "mode": mode, "questions": len(rows), "doc_hit@1": hit(1),
                         "doc_hit@5": hit(5), "mrr": float(np.mean([1 / x if x else 0.0 for x in ranks])),
@@ -65,17 +68,14 @@ def evaluate(retriever, qa: Path, k: int = 5) -> list[dict]:
     return results
 
 
-def answer_recall(answer: str, passages: list[str]) -> float:
-    """Share of the gold answer's content words found in the passages the answer model is given.
+def answer_recall(wanted: set[str], found: set[str]) -> float:
+    """Share of the gold answer's content words (``wanted``) found in those of the passages the answer
+    model is given (``found``).
 
     Doc-hit says the right document was found; this says whether the right *passages* were: all five
     retrieved passages for "What are the two main tasks BERT is pre-trained on?" came from bert.pdf, none
     from the section that names the tasks, and no answer shaping can quote what is not there.
     """
-    from ragqa.citations import content_words
-
-    wanted = content_words(answer)
-    found = content_words(" ".join(passages))
     return len(wanted & found) / len(wanted) if wanted else 1.0
 
 

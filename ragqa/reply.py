@@ -17,6 +17,7 @@ from ragqa.text import is_yes_no
 _REPLY_END = re.compile(r"(?<!^\d\.)(?<![\s(]\d\.)(?<![\s(]\d\d\.)(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])|(?<=[。！？])\s*"
                         r"|(?<=[:：])[ \t]*\n\s*|[ \t]*\n[ \t]*\n\s*|[ \t]*\n[ \t]*(?=(?:\d{1,2}[.)]|[-*•])\s)")
 _ITEM = re.compile(r"(?:\d{1,2}[.)]|[-*•])\s")  # a list item's opening ("2. ", "- ")
+_ENDS = ".!?。！？:;)]\"”'’*"  # what a finished sentence ends on ("... layers [2]", "**SwiGLU**" too)
 _VERDICT = re.compile(r"\W*(yes|no)\b", re.IGNORECASE)
 NO_REPLY = "(No answer: the model's reply only repeated the question or said nothing.)"
 NO_REPLY_ZH = "（没有回答：模型只重复了问题。）"
@@ -89,15 +90,18 @@ def _said(sentences: list[str], question: str, lead: str, drop_empty: bool, fina
     if final and drop_empty and len(sentences) > 1 and any(keep[:-1]) and _unfinished(sentences[-1]):
         keep[-1] = False  # cut mid-sentence by the loop stop or the token limit ("... encountered during pre")
     if drop_empty:  # an opening shows once what it opens says something (while streaming: held back till then)
-        for i, sentence in enumerate(sentences):
-            if keep[i] and _opens_list(sentence):
-                keep[i] = any(k and not _opens_list(x) for x, k in zip(sentences[i + 1:], keep[i + 1:]))
+        said_after = False
+        for i in reversed(range(len(sentences))):
+            if _opens_list(sentences[i]):
+                keep[i] = keep[i] and said_after
+            else:
+                said_after = said_after or keep[i]
     return keep
 
 
 def _unfinished(sentence: str) -> bool:
     """A sentence without its end (a list item needs none: "2. **SwiGLU**")."""
-    return sentence.rstrip()[-1:] not in ".!?。！？:;)]\"”'’*" and not _ITEM.match(sentence)
+    return sentence.rstrip()[-1:] not in _ENDS and not _ITEM.match(sentence)
 
 
 def _opens_list(sentence: str) -> bool:
@@ -180,7 +184,7 @@ def empty_reply(sentence: str, question: str, lead: str = "", partial: bool = Fa
         return True
     asked = _core(question)
     end = sentence.rstrip()[-1:]
-    unfinished = partial or end not in ".!?。！？:;)\"”'’"  # still streaming, or cut by the token limit
+    unfinished = partial or _unfinished(sentence)  # still streaming, or cut by the token limit
     if (end in "?？" or unfinished) and _near(core, asked, unfinished):
         return True
     return bool(lead) and _near(core, _core(lead), partial)
