@@ -317,3 +317,54 @@ def test_mixed_precision_is_chosen_by_config(tmp_path):
     assert _arguments(TrainConfig(), tmp_path, False, False).bf16 is False  # auto: bf16 on CUDA only
     with pytest.raises(ConfigError, match="train.mixed_precision='fp8': use 'auto', 'bf16' or 'no'"):
         TrainConfig(mixed_precision="fp8")
+
+
+def test_the_loss_from_labelled_logits_alone_equals_the_models_loss_over_all_logits(tiny_base):
+    """The collator asks for logits at labelled positions only; loss and gradients must not change."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from finetune._train import loss_at_labelled_positions, make_collator
+
+    tok = tokenizer_of(tiny_base)
+    model = AutoModelForCausalLM.from_pretrained(tiny_base)
+    long_prompt = chat(5)
+    long_prompt[1] = {**long_prompt[1], "content": "Some context. " * 9 + long_prompt[1]["content"]}
+    features = [encode(m, tok, {tok.eos_token_id}) for m in (chat(1), long_prompt, chat(22))]
+    batch = make_collator(tok)(features)
+    keep = batch.pop("logits_to_keep")
+    assert 0 < len(keep) < batch["input_ids"].shape[1] - 1  # the prompts' positions are left out
+    labels = batch.pop("labels")
+    batch.pop("length", None)
+
+    def loss_and_grads(compute):
+        model.zero_grad()
+        loss = compute()
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    reference = loss_and_grads(lambda: model(**batch, labels=labels).loss)
+    ours = loss_and_grads(lambda: loss_at_labelled_positions(model(**batch, logits_to_keep=keep), labels))
+    assert torch.allclose(ours[0], reference[0], atol=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(ours[1], reference[1]))
+    n = (labels[:, 1:] != IGNORE).sum()  # token-sum over the count the Trainer passes across accumulation
+    summed = loss_at_labelled_positions(model(**batch, logits_to_keep=keep), labels, num_items_in_batch=n * 2)
+    assert torch.allclose(summed * 2, reference[0], atol=1e-5)
+
+
+def test_qlora_trains_a_lora_over_a_double_quantised_4bit_base(tiny_base, tmp_path):
+    """On CUDA where there is one (the device check runs this file there), else on bitsandbytes' CPU
+    kernels: the base is NF4 with double quantisation, the LoRA gets gradients and the loss falls."""
+    pytest.importorskip("bitsandbytes")
+    from finetune._train import load_for_training
+
+    model, _ = load_for_training(tiny_base, TrainConfig(method="qlora"), GeneratorConfig(precision="fp32"))
+    quant = model.get_base_model().config.quantization_config
+    assert quant.bnb_4bit_quant_type == "nf4" and quant.bnb_4bit_use_double_quant
+    assert any(type(m).__name__ == "Linear4bit" for m in model.modules())
+    del model
+    data = write_jsonl(tmp_path / "train.jsonl", [chat(i) for i in range(40)])
+    metrics = train(data, tiny_base, tmp_path / "run", cfg(method="qlora", max_steps=20, learning_rate=3e-2),
+                    progress=False)
+    assert metrics["last_loss"] < 0.8 * metrics["first_loss"]
+    assert (tmp_path / "run" / "adapter_model.safetensors").is_file()

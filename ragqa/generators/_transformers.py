@@ -265,12 +265,15 @@ def _load(path: str, name: str, precision: str, device: str):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    kwargs: dict = {"dtype": {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)}
+    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "nf4": torch.bfloat16 if device == "cuda" else None}
+    # an NF4 model's unquantised weights (embeddings, norms, lm_head) in its bf16 compute dtype on a GPU
+    kwargs: dict = {"dtype": dtypes.get(precision) or torch.float32}
     if precision == "nf4":
         from transformers import BitsAndBytesConfig
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,  # QLoRA's recipe
+            bnb_4bit_compute_dtype=torch.bfloat16)
     if device == "cuda":
         kwargs["device_map"] = "auto"
     try:
