@@ -98,8 +98,8 @@ def run_variant(model_dir: Path, variant: str, data: Path, steps: int, out: Path
         _train.make_collator = lambda tok: DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=_train.IGNORE)
         _train.loss_at_labelled_positions = None
     tc = TrainConfig(method="qlora", max_steps=steps, batch_size=4, max_length=2048, lora_r=16, lora_alpha=32,
-                     gradient_checkpointing=True, smoke_steps=0, logging_steps=1, save_steps=10_000,
-                     eval_steps=10_000, max_dropped_share=0.0, **VARIANTS[variant])
+                     smoke_steps=0, logging_steps=1, save_steps=10_000, eval_steps=10_000, max_dropped_share=0.0,
+                     **{"gradient_checkpointing": True, **VARIANTS[variant]})
     torch.cuda.reset_peak_memory_stats()
     try:
         m = _train.train(str(data), str(model_dir), out, Config(train=tc, generator=GeneratorConfig()), progress=False)

@@ -322,7 +322,7 @@ def test_mixed_precision_is_chosen_by_config(tmp_path):
 def test_the_loss_from_labelled_logits_alone_equals_the_models_loss_over_all_logits(tiny_base):
     """The collator asks for logits at labelled positions only; loss and gradients must not change."""
     import torch
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq
 
     from finetune._train import loss_at_labelled_positions, make_collator
 
@@ -331,10 +331,12 @@ def test_the_loss_from_labelled_logits_alone_equals_the_models_loss_over_all_log
     long_prompt = chat(5)
     long_prompt[1] = {**long_prompt[1], "content": "Some context. " * 9 + long_prompt[1]["content"]}
     features = [encode(m, tok, {tok.eos_token_id}) for m in (chat(1), long_prompt, chat(22))]
+    full = DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=IGNORE)(features)  # all logits, all labels
     batch = make_collator(tok)(features)
     keep = batch.pop("logits_to_keep")
     assert 0 < len(keep) < batch["input_ids"].shape[1] - 1  # the prompts' positions are left out
-    labels = batch.pop("labels")
+    assert (batch["labels"][:, 1:] != IGNORE).sum() == (full["labels"][:, 1:] != IGNORE).sum()  # what the Trainer counts
+    labels, all_labels = batch.pop("labels"), full["labels"]
     batch.pop("length", None)
 
     def loss_and_grads(compute):
@@ -343,11 +345,11 @@ def test_the_loss_from_labelled_logits_alone_equals_the_models_loss_over_all_log
         loss.backward()
         return loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
 
-    reference = loss_and_grads(lambda: model(**batch, labels=labels).loss)
+    reference = loss_and_grads(lambda: model(**batch, labels=all_labels).loss)
     ours = loss_and_grads(lambda: loss_at_labelled_positions(model(**batch, logits_to_keep=keep), labels))
     assert torch.allclose(ours[0], reference[0], atol=1e-5)
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(ours[1], reference[1]))
-    n = (labels[:, 1:] != IGNORE).sum()  # token-sum over the count the Trainer passes across accumulation
+    n = (all_labels[:, 1:] != IGNORE).sum()  # token-sum over the count the Trainer passes across accumulation
     summed = loss_at_labelled_positions(model(**batch, logits_to_keep=keep), labels, num_items_in_batch=n * 2)
     assert torch.allclose(summed * 2, reference[0], atol=1e-5)
 
