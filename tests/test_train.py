@@ -231,9 +231,9 @@ def tiny_run(tiny_base, tmp_path_factory):
 def _logits(model, tokenizer):
     import torch
 
-    ids = tokenizer("the box number 3 is", return_tensors="pt").input_ids
+    ids = tokenizer("the box number 3 is", return_tensors="pt").input_ids.to(model.device)  # CUDA on the device check
     with torch.no_grad():
-        return model(input_ids=ids).logits
+        return model(input_ids=ids).logits.float().cpu()
 
 
 def test_export_writes_the_adapter_or_merged_weights_that_answer_alike(tiny_base, tiny_run, tmp_path):
@@ -310,11 +310,14 @@ def test_accelerate_launch_runs_the_same_command_on_two_cpu_processes(tiny_base,
 
 
 def test_mixed_precision_is_chosen_by_config(tmp_path):
+    import torch
+
     from finetune._train import _arguments
 
     assert _arguments(TrainConfig(mixed_precision="bf16"), tmp_path, False, False).bf16 is True
     assert _arguments(TrainConfig(mixed_precision="no"), tmp_path, False, False).bf16 is False
-    assert _arguments(TrainConfig(), tmp_path, False, False).bf16 is False  # auto: bf16 on CUDA only
+    cuda_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    assert _arguments(TrainConfig(), tmp_path, False, False).bf16 is cuda_bf16  # auto: bf16 on CUDA only
     with pytest.raises(ConfigError, match="train.mixed_precision='fp8': use 'auto', 'bf16' or 'no'"):
         TrainConfig(mixed_precision="fp8")
 
