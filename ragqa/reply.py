@@ -9,12 +9,12 @@ import re
 from difflib import SequenceMatcher
 
 from ragqa.config import AnswerConfig
-from ragqa.text import is_yes_no
+from ragqa.text import NOT_AN_END, is_yes_no
 
 # a sentence ends at . ! ? before a capital or digit, but not after a list number ("1.", "12."); at a
 # blank line; after a line ending on a colon (an opening: "The answer is:\n\n"); and before a list item
 # on its own line ("\n- BooksCorpus", "\n2. SwiGLU": each item counts as a sentence)
-_REPLY_END = re.compile(r"(?<!^\d\.)(?<![\s(]\d\.)(?<![\s(]\d\d\.)(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])|(?<=[。！？])\s*"
+_REPLY_END = re.compile(NOT_AN_END + r"(?<!^\d\.)(?<![\s(]\d\.)(?<![\s(]\d\d\.)(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])|(?<=[。！？])\s*"
                         r"|(?<=[:：])[ \t]*\n\s*|[ \t]*\n[ \t]*\n\s*|[ \t]*\n[ \t]*(?=(?:\d{1,2}[.)]|[-*•])\s)")
 _ITEM = re.compile(r"(?:\d{1,2}[.)]|[-*•])\s")  # a list item's opening ("2. ", "- ")
 _ENDS = ".!?。！？:;)]\"”'’*"  # what a finished sentence ends on ("... layers [2]", "**SwiGLU**" too)

@@ -5,7 +5,12 @@ import re
 
 # after . ! ? and a space before a capital; after Chinese 。！？ (closing quote kept) with or without a
 # space; and at line breaks, which end headings too
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])|(?<=[。！？])(?![”’」』)）])\s*|(?<=[。！？][”’」』)）])\s*|\n\s*")
+# abbreviations papers write before a capital, digit or bracket ("Zellers et al. (2018) introduced", "see
+# Fig. 3", "e.g. BERT"): no sentence ends there (a fixed-width lookbehind each, as `re` wants)
+NOT_AN_END = "".join(rf"(?<!\b{re.escape(a)})" for a in (
+    "et al.", "e.g.", "i.e.", "cf.", "vs.", "Fig.", "Figs.", "Eq.", "Eqs.", "Sec.", "Tab.", "No.", "Ref.", "resp."))
+_SENTENCE = re.compile(NOT_AN_END + r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])|(?<=[。！？])(?![”’」』)）])\s*"
+                       r"|(?<=[。！？][”’」』)）])\s*|\n\s*")
 CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"  # kana, CJK ideographs, hangul
 CJK_RUN = re.compile(f"([{CJK}]+)")
 

@@ -179,15 +179,25 @@ _POINTER = re.compile(r"^(?:Table|Figure|Fig\.|Tab\.)\s*\S+\s+(?:\S+\s+){0,2}?(?
                       r"summari[sz]es|illustrates?|gives?|depicts?|displays?|compares?)\b", re.IGNORECASE)
 
 
+# a sentence that announces what the text will say rather than saying it ("In the rest of this paper, we
+# present an overview of the modifications we made to the transformer architecture.")
+_ANNOUNCE = re.compile(r"\b(?:the (?:rest|remainder) of (?:this|the) (?:paper|section|article)|in this section"
+                       r"|in the following(?: sections?)?|as follows)\b.*\b(?:present|describ|discuss|introduc|outlin"
+                       r"|detail|explain|review|summari[sz]|overview)", re.IGNORECASE)
+
+
 def quotable(sentence: str) -> bool:
     """Whether a sentence can stand alone as a quote: not the tail of a sentence cut at a chunk's start
     (", can be viewed as the task of ..."), not a pointer to a table or figure with nothing of its
-    content ("Table TABREF13 presents statistics on our dataset."), and prose (``prose``)."""
+    content ("Table TABREF13 presents statistics on our dataset."), nor an announcement of what follows
+    (``_ANNOUNCE``) or the opening of a list ("We make the following changes:"), and prose (``prose``)."""
     word = sentence.lstrip("\"“'(").split(" ", 1)[0]
     if not word or not (word[0].isalnum() or cjk_count(word[0])):
         return False
     bare = word.rstrip(",;:.")
     if bare.isalpha() and bare.islower():  # "can", "domains,": a tail; "word2vec", "fastText" start sentences
+        return False
+    if sentence.rstrip().endswith((":", "：")) or _ANNOUNCE.search(sentence):
         return False
     return not (_POINTER.match(sentence) and len(sentence.split()) <= 12) and prose(sentence)
 

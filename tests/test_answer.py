@@ -324,6 +324,14 @@ def test_chinese_sentences_are_quotable_and_ranked_by_shared_words_when_the_embe
     ("Table 3 shows that BERT outperforms GPT on all eleven tasks by a wide margin.", True),
     ("word2vec learns vectors from co-occurrence.", True),
     ("札尼别的去世导致蓝帐汗国内战延续。", True),
+    # announces what follows, says none of it
+    ("In the rest of this paper, we present an overview of the modifications we made to the transformer "
+     "architecture (Vaswani et al., 2017), as well as our training method.", False),
+    ("In this section, we describe the datasets used for pre-training.", False),
+    ("We make the following changes to the architecture:", False),  # a list's opening
+    ("In this section, we show that pre-normalization improves training stability by a wide margin.", True),
+    ("In this paper, we introduce LLaMA, a collection of foundation language models ranging from 7B to 65B "
+     "parameters.", True),
 ])
 def test_a_lead_quote_stands_alone(sentence, ok):
     from retrieval.context import quotable

@@ -99,3 +99,17 @@ def test_cited_numbers_reads_single_and_grouped_markers():
     from ragqa.citations import cited_numbers
 
     assert cited_numbers('"X" [2] and [1, 3]; not (4) or 5.') == {1, 2, 3} and cited_numbers("none") == set()
+
+
+def test_abbreviations_end_no_sentence():
+    """"Zellers et al. (2018) introduced AF." was split after "al.", and "(2018) introduced Adversarial
+    Filtering (AF)." led an ARAGOG answer."""
+    from ragqa.reply import reply_sentences
+    from ragqa.text import split_sentences
+
+    text = ("Zellers et al. (2018) introduced Adversarial Filtering (AF). As Fig. 3 shows, the loss falls. "
+            "Models such as e.g. BERT use it. It works.")
+    expected = ["Zellers et al. (2018) introduced Adversarial Filtering (AF).", "As Fig. 3 shows, the loss falls.",
+                "Models such as e.g. BERT use it.", "It works."]
+    assert split_sentences(text) == expected
+    assert reply_sentences(text) == expected
