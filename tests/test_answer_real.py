@@ -97,3 +97,26 @@ def test_real_eval_run_on_the_guide(tmp_path, real_embedder, real_generator):
     on = summary["arms"]["base · retrieval on"]
     assert on["doc_hit"]["mean"] == 1.0 and 0 <= on["f1"]["mean"] <= 1 and -1 <= on["semantic_sim"]["mean"] <= 1
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"results.jsonl", "metrics.json", "report.md", "metrics.png"}
+
+
+def test_real_papers_lead_with_whole_sentences_that_say_something(aragog_home, real_embedder, monkeypatch):
+    """On the ARAGOG PDFs: "Zellers et al. (2018) introduced Adversarial Filtering (AF)." stays one
+    sentence (it led an answer as "(2018) introduced ..."), and LLaMA's "In the rest of this paper, we
+    present an overview of the modifications ..." never leads one."""
+    from retrieval.context import Source, best_sentences, quotable
+    from ragqa.text import split_sentences
+
+    monkeypatch.setenv("RAGQA_HOME", str(aragog_home))
+    store = IndexStore.open("aragog")
+    hellaswag = " ".join(c.text for c in store.chunks if c.path.endswith("hellaswag.pdf"))
+    sentences = split_sentences(hellaswag)
+    assert any(s.endswith("Zellers et al. (2018) introduced Adversarial Filtering (AF).") for s in sentences)
+    assert not any(s.startswith("(2018) introduced") for s in sentences)
+    announcement = next(s for c in store.chunks if c.path.endswith("llama.pdf") for s in split_sentences(c.text)
+                        if s.startswith("In the rest of this paper, we present an overview"))
+    assert not quotable(announcement)
+    r = Retriever(store, real_embedder)
+    question = "Can you describe the modifications LLaMA makes to the transformer architecture?"
+    sources = [Source(i + 1, h.chunk, h.chunk.text) for i, h in enumerate(r.search(question, k=5))]
+    lead = best_sentences(question, sources, real_embedder, 1, hybrid=True)[0][1]
+    assert "In the rest of this paper" not in lead and not lead.endswith(":")
