@@ -144,7 +144,8 @@ def load_for_training(base: str, config, generator: GeneratorConfig):
     # QLoRA needs no preparation beyond LoRA's: peft's prepare_model_for_kbit_training would upcast every
     # unquantised weight to fp32 for fp16 stability that bf16 compute does not need (the frozen embeddings
     # and lm_head of a Qwen2.5-7B: +2.2 GB, and an fp32 residual stream that doubles the checkpoints)
-    if config.gradient_checkpointing:
+    checkpointing = config.method == "qlora" if config.gradient_checkpointing is None else config.gradient_checkpointing
+    if checkpointing:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
     if config.method == "full":

@@ -367,6 +367,7 @@ def test_qlora_trains_a_lora_over_a_double_quantised_4bit_base(tiny_base, tmp_pa
     quant = model.get_base_model().config.quantization_config
     assert quant.bnb_4bit_quant_type == "nf4" and quant.bnb_4bit_use_double_quant
     assert any(type(m).__name__ == "Linear4bit" for m in model.modules())
+    assert model.get_base_model().model.gradient_checkpointing  # on by default for the large-model path
     del model
     data = write_jsonl(tmp_path / "train.jsonl", [chat(i) for i in range(40)])
     metrics = train(data, tiny_base, tmp_path / "run", cfg(method="qlora", max_steps=20, learning_rate=3e-2),
