@@ -1,5 +1,6 @@
-"""Retrieval quality over the whole dev corpus: doc-hit@1, doc-hit@5, MRR and answer recall@5 (the gold
-answer's content words in the 5 passages an answer is made from) for dense, BM25 and hybrid.
+"""Retrieval quality over the whole dev corpus: doc-hit@1, doc-hit@5, MRR, answer recall@5 (the gold
+answer's content words in the 5 passages an answer is made from) and, where a set labels its evidence
+(the rag-dataset's ``reference_contexts``), evidence@5 — for dense, BM25 and hybrid.
 
     python bench/retrieval_quality.py [--qa FILE ...] [--corpus ../shared/evalcorpus] [--index bench-dev]
 
@@ -13,6 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -53,18 +56,21 @@ def evaluate(retriever, qa: Path, k: int = 5) -> list[dict]:
     rows = [json.loads(line) for line in qa.open() if line.strip()]
     results = []
     for mode in ("dense", "bm25", "hybrid"):
-        ranks, recall = [], []
+        ranks, recall, evidence = [], [], []
         for r in rows:
             hits = retriever.search(r["question"], k=10, mode=mode)
             docs = list(dict.fromkeys(Path(h.chunk.path).name for h in hits))
             ranks.append(docs.index(r["source_pdf"]) + 1 if r["source_pdf"] in docs else None)
             passages = " ".join(h.chunk.text for h in hits[:k])
             recall.append(answer_recall(content_words(r["answer"]), content_words(passages)))
+            if r.get("reference_contexts"):
+                evidence.append(evidence_found([h.chunk.text for h in hits[:k]], r["reference_contexts"]))
         hit = lambda n: float(np.mean([x is not None and x <= n for x in ranks]))  # noqa: E731
         results.append({"qa": qa.stem, "mode": mode, "questions": len(rows), "doc_hit@1": hit(1),
                         "doc_hit@5": hit(5), "mrr": float(np.mean([1 / x if x else 0.0 for x in ranks])),
                         f"answer_recall@{k}": float(np.mean(recall)),
-                        f"answer_found@{k}": float(np.mean([x >= 0.5 for x in recall]))})
+                        f"answer_found@{k}": float(np.mean([x >= 0.5 for x in recall])),
+                        f"evidence@{k}": float(np.mean(evidence)) if evidence else None})
     return results
 
 
@@ -77,6 +83,20 @@ def answer_recall(wanted: set[str], found: set[str]) -> float:
     from the section that names the tasks, and no answer shaping can quote what is not there.
     """
     return len(wanted & found) / len(wanted) if wanted else 1.0
+
+
+def evidence_found(passages: list[str], contexts: list[str], n: int = 5, share: float = 0.5) -> bool:
+    """Whether one of ``passages`` lies mostly (``share`` of its word ``n``-grams) inside a context the
+    question set labels as its evidence. Unlike answer recall, which counts words and so favours BM25,
+    this asks for the labelled passage itself, whichever ranking found it; n-grams of normalised words
+    absorb what two PDF extractors do differently (ligatures, line breaks, hyphens)."""
+    labelled = set().union(*(_grams(c, n) for c in contexts))
+    return any((grams := _grams(p, n)) and len(grams & labelled) / len(grams) >= share for p in passages)
+
+
+def _grams(text: str, n: int) -> set[tuple[str, ...]]:
+    words = re.findall(r"\w+", unicodedata.normalize("NFKC", text).lower())
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
 
 
 if __name__ == "__main__":
