@@ -494,7 +494,8 @@ def run_card(metrics: dict, out: Path, command: str) -> str:
              f"- data: `{metrics['data']}` ({metrics['examples'].get('train', 0)} training examples)",
              f"- steps: {metrics['steps']} ({metrics['epochs']} epochs); loss {_num(metrics['first_loss'])} → "
              f"{_num(metrics['last_loss'])}; validation loss {_num(metrics['eval_loss'])}",
-             f"- speed: {metrics['tokens_per_s']} tokens/s; peak memory {metrics['peak_rss_mb']} MB RSS",
+             f"- speed: {metrics['tokens_per_s']} tokens/s{_per_step(metrics.get('step_seconds'))}; peak memory "
+             f"{metrics['peak_rss_mb']} MB RSS" + (f", {metrics['peak_gpu_mb']:.0f} MB GPU" if metrics.get("peak_gpu_mb") else ""),
              f"- trainable parameters: {metrics['trainable_parameters']:,} of {metrics['parameters']:,}", "",
              "Use it: `ragqa ask \"…\" --adapter " + str(out) + "`; merge or quantize: `ragqa export --run " + str(out) + "`.",
              "", "The adapter holds weights, not documents. It was trained on questions about:", ""]
@@ -502,6 +503,12 @@ def run_card(metrics: dict, out: Path, command: str) -> str:
     if data_card.is_file():
         lines += ["", f"Data card: `{data_card}`."]
     return "\n".join(lines) + "\n"
+
+
+def _per_step(seconds: list[float] | None) -> str:
+    """", 0.91 s/step" — the median step after the first, which holds the warm-up."""
+    steady = sorted((seconds or [])[1:] or seconds or [])
+    return f", {steady[len(steady) // 2]:.2f} s/step" if steady else ""
 
 
 def _num(value) -> str:

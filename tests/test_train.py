@@ -5,6 +5,7 @@ ChatML-style template, so every test runs in seconds without the real model; the
 is in test_train_real.py.
 """
 import json
+import re
 
 import pytest
 
@@ -129,6 +130,8 @@ def test_lora_learns_saves_and_reloads_as_an_adapter(tiny_base, tmp_path):
     assert (run / "adapter_config.json").is_file() and (run / "adapter_model.safetensors").is_file()
     assert (run / "loss.png").stat().st_size > 1000 and json.loads((run / "metrics.json").read_text())["steps"] == 20
     assert 0 < metrics["trainable_parameters"] < metrics["parameters"] and metrics["tokens_per_s"] > 0
+    assert len(metrics["step_seconds"]) == 20 and all(t > 0 for t in metrics["step_seconds"])
+    assert re.search(r"tokens/s, \d+\.\d\d s/step; peak memory \d+ MB RSS", (run / "README.md").read_text())
     assert set(metrics["config"]) >= {"lora_r", "target_modules"}
     model, _ = load_causal_lm(GeneratorConfig(model=tiny_base, adapter=str(run), precision="fp32"))
     assert sorted({n.split(".")[-4] for n, _ in model.named_parameters() if "lora_A" in n}) == [
