@@ -276,3 +276,20 @@ def test_a_gguf_tokenizer_that_loses_text_is_refused_before_conversion():
     check_tokenizer(_ByteTokenizer(), "model.gguf")  # text survives: accepted
     with pytest.raises(ConfigError, match=r"model.gguf: transformers .* reads this GGUF's tokenizer wrongly.*pip install -U"):
         check_tokenizer(_ByteTokenizer(lose_spaces=True), "model.gguf")
+
+
+def test_loglik_is_the_mean_log_probability_of_the_continuation(tmp_path):
+    """Multiple-choice scoring asks the model for the continuation's logits only; the value must be what
+    the whole sequence's logits give."""
+    import torch
+
+    gen = TransformersGenerator(GeneratorConfig(model=tiny_model(tmp_path / "tiny"), precision="fp32"))
+    prompt = gen.prompt_ids(MESSAGES)
+    cont = gen.tokenizer("an encoder .", add_special_tokens=False, return_tensors="pt").input_ids
+    ids = torch.cat([prompt, cont], dim=1)
+    with torch.no_grad():
+        logp = torch.log_softmax(gen.model(input_ids=ids).logits[0].float(), -1)
+    n = prompt.shape[1]
+    expected = float(torch.stack([logp[n - 1 + i, t] for i, t in enumerate(cont[0])]).mean())
+    assert gen.loglik(MESSAGES, "an encoder .") == pytest.approx(expected, abs=1e-5)
+    assert gen.loglik(MESSAGES, "an encoder .") != pytest.approx(gen.loglik(MESSAGES, "what is bert ?"), abs=1e-3)

@@ -124,7 +124,8 @@ class TransformersGenerator:
         cont = self.tokenizer(continuation, add_special_tokens=False, return_tensors="pt").input_ids.to(prompt.device)
         ids = torch.cat([prompt, cont], dim=1)
         with torch.inference_mode():
-            logits = self.model(input_ids=ids).logits[0, prompt.shape[1] - 1:-1].float()
+            # the logits that predict the continuation's tokens only (the prompt's would be most of them)
+            logits = self.model(input_ids=ids, logits_to_keep=cont.shape[1] + 1).logits[0, :-1].float()
         logp = torch.log_softmax(logits, -1).gather(1, cont[0][:, None])
         return float(logp.mean())
 
