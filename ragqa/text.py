@@ -8,7 +8,7 @@ import re
 # abbreviations papers write before a capital, digit or bracket ("Zellers et al. (2018) introduced", "see
 # Fig. 3", "e.g. BERT"): no sentence ends there (a fixed-width lookbehind each, as `re` wants)
 NOT_AN_END = "".join(rf"(?<!\b{re.escape(a)})" for a in (
-    "et al.", "e.g.", "i.e.", "cf.", "vs.", "Fig.", "Figs.", "Eq.", "Eqs.", "Sec.", "Tab.", "No.", "Ref.", "resp."))
+    "et al.", "e.g.", "i.e.", "cf.", "vs.", "Fig.", "Figs.", "Eq.", "Eqs.", "Sec.", "Tab.", "Ref.", "resp."))
 _SENTENCE = re.compile(NOT_AN_END + r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])|(?<=[。！？])(?![”’」』)）])\s*"
                        r"|(?<=[。！？][”’」』)）])\s*|\n\s*")
 CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"  # kana, CJK ideographs, hangul

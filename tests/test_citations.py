@@ -113,3 +113,4 @@ def test_abbreviations_end_no_sentence():
                 "Models such as e.g. BERT use it.", "It works."]
     assert split_sentences(text) == expected
     assert reply_sentences(text) == expected
+    assert reply_sentences("No. The lexicon differs by language.") == ["No.", "The lexicon differs by language."]
