@@ -29,9 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, table, write_result
-
-sys.path.insert(0, str(ROOT))
+from _common import table, write_result
 
 QWEN = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_act": "silu", "rms_norm_eps": 1e-6,
         "rope_theta": 1_000_000.0, "max_position_embeddings": 32768, "bos_token_id": 151643,

@@ -14,6 +14,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -144,8 +145,7 @@ def load_for_training(base: str, config, generator: GeneratorConfig):
     # QLoRA needs no preparation beyond LoRA's: peft's prepare_model_for_kbit_training would upcast every
     # unquantised weight to fp32 for fp16 stability that bf16 compute does not need (the frozen embeddings
     # and lm_head of a Qwen2.5-7B: +2.2 GB, and an fp32 residual stream that doubles the checkpoints)
-    checkpointing = config.method == "qlora" if config.gradient_checkpointing is None else config.gradient_checkpointing
-    if checkpointing:
+    if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
     if config.method == "full":
@@ -198,8 +198,7 @@ def loss_at_labelled_positions(outputs, labels, num_items_in_batch=None):
     flat = logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1).to(logits.device)
     if num_items_in_batch is None:
         return torch.nn.functional.cross_entropy(*flat, ignore_index=IGNORE)
-    total = torch.nn.functional.cross_entropy(*flat, ignore_index=IGNORE, reduction="sum")
-    return total / (num_items_in_batch.to(total.device) if torch.is_tensor(num_items_in_batch) else num_items_in_batch)
+    return torch.nn.functional.cross_entropy(*flat, ignore_index=IGNORE, reduction="sum") / num_items_in_batch
 
 
 def trainable_parameters(model) -> tuple[int, int]:
@@ -272,6 +271,11 @@ def _callbacks(config, tokenizer, stops: set[int], smoke_chat: list[int] | None)
             if torch.cuda.is_available():
                 torch.cuda.synchronize()  # the step's kernels done, not only queued
             self.step_ends.append(time.perf_counter())
+
+        def step_seconds(self) -> list[float]:
+            """Wall time of each optimizer step; the first holds the warm-up."""
+            ends = [self.started, *self.step_ends]
+            return [round(b - a, 4) for a, b in zip(ends, ends[1:])]
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs is None or self.started is None:
@@ -367,8 +371,7 @@ def train(data, base: str, out, config: Config | None = None, resume: bool = Fal
     metrics = _metrics(trainer, result, tc, base, data, checked, trainable, total, callbacks[0].smoke,
                        time.perf_counter() - started)
     metrics["sources"] = sources
-    ends = [callbacks[1].started, *callbacks[1].step_ends]
-    metrics["step_seconds"] = [round(b - a, 4) for a, b in zip(ends, ends[1:])]  # the first holds the warm-up
+    metrics["step_seconds"] = callbacks[1].step_seconds()
     if trainer.is_world_process_zero():
         if hasattr(trainer.model, "peft_config"):  # the name the user gave, not the converted cache folder
             trainer.model.peft_config["default"].base_model_name_or_path = base
@@ -507,8 +510,8 @@ def run_card(metrics: dict, out: Path, command: str) -> str:
 
 def _per_step(seconds: list[float] | None) -> str:
     """", 0.91 s/step" — the median step after the first, which holds the warm-up."""
-    steady = sorted((seconds or [])[1:] or seconds or [])
-    return f", {steady[len(steady) // 2]:.2f} s/step" if steady else ""
+    steady = (seconds or [])[1:] or seconds
+    return f", {statistics.median(steady):.2f} s/step" if steady else ""
 
 
 def _num(value) -> str:

@@ -412,6 +412,8 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self):
+        if self.gradient_checkpointing is None:
+            self.gradient_checkpointing = self.method == "qlora"
         if self.mixed_precision not in ("auto", "bf16", "no"):
             raise ConfigError(f"train.mixed_precision={self.mixed_precision!r}: use 'auto', 'bf16' or 'no'")
         if self.method not in METHODS:

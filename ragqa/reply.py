@@ -9,7 +9,7 @@ import re
 from difflib import SequenceMatcher
 
 from ragqa.config import AnswerConfig
-from ragqa.text import NOT_AN_END, is_yes_no
+from ragqa.text import NOT_AN_END, is_yes_no, opens_list
 
 # a sentence ends at . ! ? before a capital or digit, but not after a list number ("1.", "12."); at a
 # blank line; after a line ending on a colon (an opening: "The answer is:\n\n"); and before a list item
@@ -67,7 +67,7 @@ def shape(raw: str, question: str, config: AnswerConfig, final: bool = True, lea
     for x, k in zip(complete, keep):
         if k and counted < limit:
             done.append(x)
-            counted += not _opens_list(x)  # an opening counts with what it opens
+            counted += not opens_list(x)  # an opening counts with what it opens
     # the unfinished sentence streams once it is no echo in the making (compared with the start of the
     # question) and no fragment a source-list echo may yet cut off ("The [1] (")
     tail = sentences[-1:] if not final and counted < limit and keep[-1] and not _fragment(sentences[-1]) else []
@@ -92,7 +92,7 @@ def _said(sentences: list[str], question: str, lead: str, drop_empty: bool, fina
     if drop_empty:  # an opening shows once what it opens says something (while streaming: held back till then)
         said_after = False
         for i in reversed(range(len(sentences))):
-            if _opens_list(sentences[i]):
+            if opens_list(sentences[i]):
                 keep[i] = keep[i] and said_after
             else:
                 said_after = said_after or keep[i]
@@ -102,10 +102,6 @@ def _said(sentences: list[str], question: str, lead: str, drop_empty: bool, fina
 def _unfinished(sentence: str) -> bool:
     """A sentence without its end (a list item needs none: "2. **SwiGLU**")."""
     return sentence.rstrip()[-1:] not in _ENDS and not _ITEM.match(sentence)
-
-
-def _opens_list(sentence: str) -> bool:
-    return sentence.rstrip().endswith((":", "："))
 
 
 def _join(sentences: list[str]) -> str:
@@ -127,7 +123,7 @@ def reply_complete(raw: str, question: str, config: AnswerConfig, lead: str = ""
         return False
     sentences = reply_sentences(raw)
     keep = _said(sentences, question, lead, config.drop_empty, final=False)
-    said = [x for x, k in zip(sentences[:-1], keep) if k and not _opens_list(x)]  # the last one may still grow
+    said = [x for x, k in zip(sentences[:-1], keep) if k and not opens_list(x)]  # the last one may still grow
     return len(said) >= config.max_sentences
 
 

@@ -39,6 +39,11 @@ def cjk_bigrams(run: str) -> list[str]:
     return [run] if len(run) == 1 else [run[i:i + 2] for i in range(len(run) - 1)]
 
 
+def opens_list(sentence: str) -> bool:
+    """A sentence ending on its colon: the opening of what follows ("The model sizes are:")."""
+    return sentence.rstrip().endswith((":", "："))
+
+
 def split_sentences(text: str) -> list[str]:
     """Sentences (and heading lines) of ``text``, each on one line; used for excerpts, citations and cuts."""
     return [" ".join(s.split()) for s in _SENTENCE.split(text) if len(s.strip()) > 1]

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ragqa.citations import content_words
-from ragqa.text import cjk_count, is_chinese, is_yes_no, split_sentences  # noqa: F401 (re-exported)
+from ragqa.text import cjk_count, is_chinese, is_yes_no, opens_list, split_sentences  # noqa: F401 (re-exported)
 from retrieval.embed import reads
 
 # short on purpose: with a longer instruction SmolLM2-135M drifted off the sources (measured on
@@ -197,7 +197,7 @@ def quotable(sentence: str) -> bool:
     bare = word.rstrip(",;:.")
     if bare.isalpha() and bare.islower():  # "can", "domains,": a tail; "word2vec", "fastText" start sentences
         return False
-    if sentence.rstrip().endswith((":", "：")) or _ANNOUNCE.search(sentence):
+    if opens_list(sentence) or _ANNOUNCE.search(sentence):
         return False
     return not (_POINTER.match(sentence) and len(sentence.split()) <= 12) and prose(sentence)
 

@@ -266,11 +266,12 @@ def _load(path: str, name: str, precision: str, device: str):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "nf4": torch.bfloat16 if device == "cuda" else None}
-    # an NF4 model's unquantised weights (embeddings, norms, lm_head) in its bf16 compute dtype on a GPU
-    kwargs: dict = {"dtype": dtypes.get(precision) or torch.float32}
+    kwargs: dict = {"dtype": {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)}
     if precision == "nf4":
         from transformers import BitsAndBytesConfig
+
+        if device == "cuda":  # the unquantised weights (embeddings, norms, lm_head) in the bf16 compute dtype
+            kwargs["dtype"] = torch.bfloat16
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,  # QLoRA's recipe
