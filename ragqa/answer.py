@@ -52,9 +52,10 @@ class Answer:
                     f"({t['quote_only']} tokens per character): the answer is the best passage sentence, "
                     "the model was not called")
         fallback = " (its adapter's reply said nothing: answered untuned)" if t.get("untuned_fallback") else ""
+        looped = " · the reply began repeating itself and was stopped" if t.get("loop_stops") else ""
         return (f"retrieval {t.get('retrieval_ms', 0):.0f} ms · prompt {t.get('prompt_tokens', 0)} tokens · "
                 f"first token {t.get('ttft_s') or 0:.2f} s · {t.get('tokens_per_s') or 0:.1f} tokens/s · "
-                f"{t.get('tokens', 0)} tokens · {self.model}{fallback}")
+                f"{t.get('tokens', 0)} tokens · {self.model}{fallback}{looped}")
 
     @property
     def display(self) -> str:
@@ -187,10 +188,15 @@ def _reply_batches(todo: list[tuple[Answer, list[dict]]], generator, config: Ans
             # each row stops where streaming would: the reply complete (answer.max_sentences) or echoing sources
             done = [lambda raw, r=r: reply_complete(raw, r.question, config, r.quote) for r, _ in part]
             texts = generator.generate_batch([m for _, m in part], done=done)
+            looped = getattr(generator, "looped", [])
         else:
-            texts = ["".join(generator.generate(m)) for _, m in part]
+            texts, looped = [], []
+            for _, m in part:
+                texts.append("".join(generator.generate(m)))
+                looped.append(any(getattr(generator, "looped", [])))
         share = (time.perf_counter() - began) / len(part)
-        for (result, _), text in zip(part, texts):
+        for row, ((result, _), text) in enumerate(zip(part, texts)):
+            _count_loop(result, looped[row] if row < len(looped) else False)
             result.text = shape(text, result.question, config, lead=result.quote)
             tokens = generator.count_tokens(text) if text else 0
             if fallback:  # the tuned reply's cost counts too
@@ -198,6 +204,13 @@ def _reply_batches(todo: list[tuple[Answer, list[dict]]], generator, config: Ans
                                       total_s=round(result.timings["total_s"] + share, 3))
             else:
                 result.timings.update(tokens=tokens, total_s=round(share, 3), batched=len(part))
+
+
+def _count_loop(result: Answer, looped: bool) -> None:
+    """Count a reply the generator's loop stop cut (``timings["loop_stops"]``: the tuned reply's and
+    the untuned fallback's), so evaluation and the line under an answer can say which answers looped."""
+    if looped:
+        result.timings["loop_stops"] = result.timings.get("loop_stops", 0) + 1
 
 
 def _falls_back(generator, config: AnswerConfig) -> bool:
@@ -321,6 +334,7 @@ def _stream_reply(result: Answer, generator, messages: list[dict], config: Answe
             stream.close()  # the answer is complete: stop the model rather than generate what is cut
             break
     end = time.perf_counter()
+    _count_loop(result, any(getattr(generator, "looped", [])))
     result.text = shape(raw, result.question, config, lead=result.quote)
     if result.text.startswith(shown) and len(result.text) > len(shown):
         yield result.text[len(shown):]

@@ -626,3 +626,30 @@ def test_a_reply_is_complete_once_its_last_shown_sentence_is_followed_by_another
     assert not reply_complete("The answer is:\n\nThe answer is:\n\nLoRA trains two matrices. It", "q?", config)
     assert not reply_complete("The parts are:\n1. LoRA\n2. QLo", "q?", config)
     assert reply_complete("The parts are:\n1. LoRA\n2. QLoRA\n3. Do", "q?", config)
+
+
+class LoopingQueueGenerator(QueueGenerator):
+    """Replies ending in "again again" stand for replies the loop stop cut (``looped``, as
+    TransformersGenerator reports it after each call)."""
+
+    looped: list[bool] = []
+
+    def generate(self, messages, max_new_tokens=None):
+        reply = self.replies[0] if self.replies else ""
+        try:
+            yield from super().generate(messages, max_new_tokens)
+        finally:
+            self.looped = [reply.endswith("again again")]
+
+
+def test_an_answer_records_that_the_loop_stop_cut_its_reply(retriever):
+    looping = "BERT is pre-trained with masked language modelling. It is it is again again"
+    streamed = answer("What are the pre-training tasks of BERT?", LoopingQueueGenerator(looping), retriever,
+                      config=CFG)
+    assert streamed.timings["loop_stops"] == 1 and "repeating itself" in streamed.timing_line()
+    clean = answer("What are the pre-training tasks of BERT?", LoopingQueueGenerator("BERT uses masked LM."),
+                   retriever, config=CFG)
+    assert "loop_stops" not in clean.timings and "repeating" not in clean.timing_line()
+    batch = answer_batch(["What are the pre-training tasks of BERT?", "What does LoRA freeze?"],
+                         LoopingQueueGenerator("BERT uses masked LM.", looping), retriever, config=CFG)
+    assert [r.timings.get("loop_stops", 0) for r in batch] == [0, 1]

@@ -197,6 +197,20 @@ def test_a_batch_row_stops_where_its_caller_says_the_reply_is_complete(tmp_path)
     assert cut[0] == seen[0] and full[0].startswith(cut[0]) and len(cut[0]) < len(full[0])
 
 
+def test_the_generator_says_which_replies_of_a_batch_the_loop_stop_cut(tmp_path):
+    path = tiny_model(tmp_path / "tiny")
+    # without the repeat penalty, which keeps the tiny model from looping
+    gen = TransformersGenerator(GeneratorConfig(model=path, max_new_tokens=48, precision="fp32", prompt_lookup=0,
+                                                reply_repeat_penalty=0))
+    chats = [MESSAGES, [{"role": "user", "content": "be brief : what is an encoder ?"}]]
+    before = gen.loop_stops
+    replies = gen.generate_batch(chats)
+    assert len(gen.looped) == len(replies) == 2 and sum(gen.looped) == gen.loop_stops - before
+    assert any(gen.looped)  # a random tiny model repeats itself within 48 greedy tokens
+    "".join(gen.generate(MESSAGES))
+    assert len(gen.looped) == 1
+
+
 def test_sampled_batches_give_that_many_replies_per_chat_grouped_by_chat(tmp_path):
     import torch
 
@@ -293,3 +307,28 @@ def test_loglik_is_the_mean_log_probability_of_the_continuation(tmp_path):
     expected = float(torch.stack([logp[n - 1 + i, t] for i, t in enumerate(cont[0])]).mean())
     assert gen.loglik(MESSAGES, "an encoder .") == pytest.approx(expected, abs=1e-5)
     assert gen.loglik(MESSAGES, "an encoder .") != pytest.approx(gen.loglik(MESSAGES, "what is bert ?"), abs=1e-3)
+
+
+def test_the_reply_repeat_penalty_lowers_only_what_would_say_a_phrase_of_the_reply_again():
+    import torch
+
+    from ragqa.generators._transformers import _ReplyRepeatPenalty
+
+    prompt = [7, 8, 9, 7, 8]  # the prompt's own phrases ("7 8 9") stay free to quote
+    reply = [1, 2, 3, 4, 1, 2, 3, 5, 1, 2]  # "1 2 3" said twice, "1 2" begun a third time
+    scores = torch.zeros(1, 12)
+    out = _ReplyRepeatPenalty(len(prompt), penalty=3.0)(torch.tensor([prompt + reply]), scores.clone())
+    assert out[0, 3] == -6.0  # a third "1 2 3": penalised once per earlier time
+    assert (out[0, torch.arange(12) != 3] == 0).all()  # other continuations of "1 2", and 9 after "7 8", are free
+    short = _ReplyRepeatPenalty(len(prompt), penalty=3.0)(torch.tensor([prompt + [1, 2]]), scores.clone())
+    assert (short == 0).all()
+
+
+def test_the_repeat_penalty_keeps_a_looping_model_out_of_the_loop_stop(tmp_path):
+    path = tiny_model(tmp_path / "tiny")
+    chats = [MESSAGES, [{"role": "user", "content": "be brief : what is an encoder ?"}]]
+    free = TransformersGenerator(GeneratorConfig(model=path, max_new_tokens=48, precision="fp32", prompt_lookup=0,
+                                                 reply_repeat_penalty=0))
+    held = TransformersGenerator(GeneratorConfig(model=path, max_new_tokens=48, precision="fp32", prompt_lookup=0))
+    free.generate_batch(chats), held.generate_batch(chats)
+    assert free.loop_stops > held.loop_stops

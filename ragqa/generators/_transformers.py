@@ -58,6 +58,7 @@ class TransformersGenerator:
         self.name = c.model + (f" + {adapter}" if adapter else "")
         self.tuned = bool(adapter)
         self.loop_stops = 0  # replies cut because they looped (evaluation reports it per arm)
+        self.looped: list[bool] = []  # per reply of the last call (batch rows, or the one streamed): cut by the loop stop
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False).input_ids)
@@ -112,9 +113,17 @@ class TransformersGenerator:
             dict(do_sample=False, temperature=None, top_p=None, top_k=None)
         with torch.inference_mode():
             out = self.model.generate(**enc, max_new_tokens=max_new_tokens or self.config.max_new_tokens,
-                                      pad_token_id=self.tokenizer.pad_token_id, stopping_criteria=criteria, **sampling)
+                                      pad_token_id=self.tokenizer.pad_token_id, stopping_criteria=criteria,
+                                      logits_processor=self._processors(enc.input_ids.shape[1]), **sampling)
         self.loop_stops += len(loop.fired)
+        self.looped = [row in loop.fired for row in range(out.shape[0])]
         return self.tokenizer.batch_decode(out[:, enc.input_ids.shape[1]:], skip_special_tokens=True)
+
+    def _processors(self, prompt_len: int):
+        from transformers import LogitsProcessorList
+
+        penalty = self.config.reply_repeat_penalty
+        return LogitsProcessorList([_ReplyRepeatPenalty(prompt_len, penalty)] if penalty else [])
 
     def loglik(self, messages: Messages, continuation: str) -> float:
         """Mean log-probability per token of ``continuation`` as the reply (multiple-choice scoring)."""
@@ -145,6 +154,7 @@ class TransformersGenerator:
             # answers copy spans of the passages: drafts taken from the prompt are verified in one
             # pass; bf16 decode on 2 cores went from 8.9 to 20.2 tokens/s (bench/answer.py)
             kwargs["prompt_lookup_num_tokens"] = self.prompt_lookup
+        kwargs["logits_processor"] = self._processors(ids.shape[1])
         cancel = threading.Event()  # set when the reader stops reading: the model stops too
         loop = _LoopStop(ids.shape[1], decode=self.tokenizer.decode, ends=self._ends())
         kwargs["stopping_criteria"] = [loop, lambda input_ids, scores, **kw: cancel.is_set()]
@@ -166,6 +176,7 @@ class TransformersGenerator:
             cancel.set()
             thread.join()
             self.loop_stops += len(loop.fired)
+            self.looped = [bool(loop.fired)]
         if failure:
             raise GeneratorError(f"model {self.name}: generation failed ({failure[0]})") from failure[0]
 
@@ -207,6 +218,29 @@ class _LoopStop:
         # the window then repeats at least three times, which no real list does
         return len(shapes) == self.lines and len(set(shapes)) <= max(1, self.lines // 3) \
             and min(map(len, shapes)) >= 3
+
+
+class _ReplyRepeatPenalty:
+    """A soft ban on phrases the reply already said: a token that would complete an ``n``-gram the reply
+    already holds loses ``penalty`` from its logit per earlier occurrence. The prompt's n-grams are not
+    counted, so quoting the sources stays free; words said again in new phrases stay free too."""
+
+    def __init__(self, prompt_len: int, penalty: float, n: int = 3):
+        self.prompt_len, self.penalty, self.n = prompt_len, penalty, n
+
+    def __call__(self, input_ids, scores):
+        n = self.n
+        for row, ids in enumerate(input_ids[:, self.prompt_len:].tolist()):
+            if len(ids) < n:
+                continue
+            context = tuple(ids[-(n - 1):])
+            repeats: dict[int, int] = {}
+            for i in range(len(ids) - n + 1):
+                if tuple(ids[i:i + n - 1]) == context:
+                    repeats[ids[i + n - 1]] = repeats.get(ids[i + n - 1], 0) + 1
+            for token, count in repeats.items():
+                scores[row, token] -= self.penalty * count
+        return scores
 
 
 class _DoneStop:
