@@ -322,6 +322,10 @@ def test_the_reply_repeat_penalty_lowers_only_what_would_say_a_phrase_of_the_rep
     assert (out[0, torch.arange(12) != 3] == 0).all()  # other continuations of "1 2", and 9 after "7 8", are free
     short = _ReplyRepeatPenalty(len(prompt), penalty=3.0)(torch.tensor([prompt + [1, 2]]), scores.clone())
     assert (short == 0).all()
+    # rows of a batch are penalised each by its own reply
+    pair = _ReplyRepeatPenalty(len(prompt), penalty=3.0)(torch.tensor([prompt + reply, prompt + [5] * 10]),
+                                                         torch.zeros(2, 12))
+    assert pair[0, 3] == -6.0 and pair[1, 5] == -24.0 and pair[1, 3] == 0
 
 
 def test_the_repeat_penalty_keeps_a_looping_model_out_of_the_loop_stop(tmp_path):

@@ -229,18 +229,17 @@ class _ReplyRepeatPenalty:
         self.prompt_len, self.penalty, self.n = prompt_len, penalty, n
 
     def __call__(self, input_ids, scores):
-        n = self.n
-        for row, ids in enumerate(input_ids[:, self.prompt_len:].tolist()):
-            if len(ids) < n:
-                continue
-            context = tuple(ids[-(n - 1):])
-            repeats: dict[int, int] = {}
-            for i in range(len(ids) - n + 1):
-                if tuple(ids[i:i + n - 1]) == context:
-                    repeats[ids[i + n - 1]] = repeats.get(ids[i + n - 1], 0) + 1
-            for token, count in repeats.items():
-                scores[row, token] -= self.penalty * count
-        return scores
+        import torch
+
+        reply, k = input_ids[:, self.prompt_len:], self.n - 1
+        width = reply.shape[1] - k  # earlier positions whose k tokens could equal the reply's last k
+        if width <= 0:
+            return scores
+        said = torch.ones(reply.shape[0], width, dtype=torch.bool, device=reply.device)
+        for j in range(k):
+            said &= reply[:, j:j + width] == reply[:, -k + j:reply.shape[1] - k + j + 1]
+        # the token that followed each earlier occurrence of the context, once per occurrence
+        return scores.scatter_add(1, reply[:, k:], said.to(scores.dtype) * -self.penalty)
 
 
 class _DoneStop:
