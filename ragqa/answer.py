@@ -188,15 +188,15 @@ def _reply_batches(todo: list[tuple[Answer, list[dict]]], generator, config: Ans
             # each row stops where streaming would: the reply complete (answer.max_sentences) or echoing sources
             done = [lambda raw, r=r: reply_complete(raw, r.question, config, r.quote) for r, _ in part]
             texts = generator.generate_batch([m for _, m in part], done=done)
-            looped = getattr(generator, "looped", [])
+            looped = getattr(generator, "looped", [False] * len(part))
         else:
             texts, looped = [], []
             for _, m in part:
                 texts.append("".join(generator.generate(m)))
-                looped.append(any(getattr(generator, "looped", [])))
+                looped += getattr(generator, "looped", [False])
         share = (time.perf_counter() - began) / len(part)
-        for row, ((result, _), text) in enumerate(zip(part, texts)):
-            _count_loop(result, looped[row] if row < len(looped) else False)
+        for (result, _), text, cut in zip(part, texts, looped):
+            _count_loop(result, cut)
             result.text = shape(text, result.question, config, lead=result.quote)
             tokens = generator.count_tokens(text) if text else 0
             if fallback:  # the tuned reply's cost counts too

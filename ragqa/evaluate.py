@@ -62,16 +62,15 @@ def evaluate(qa_path, index: str, out: str | Path, config: Config, generator_fac
     loops = {}
     for arm in arms(config):
         generator = None if arm.model == COPY else factory(_generator_config(config, arm))
-        before = getattr(generator, "loop_stops", None)
         with tqdm(total=len(items), desc=arm.name, disable=not progress) as bar:
             for start in range(0, len(items), 32):
                 part = items[start:start + 32]
                 rows += _run_batch(part, arm, generator, retriever, config, embedder, meteor_skip, missing)
                 bar.update(len(part))
-        if before is not None:
-            loops[arm.name] = generator.loop_stops - before
+        if hasattr(generator, "looped"):  # replies the loop stop cut, as each answer records them
+            loops[arm.name] = sum(r["timings"].get("loop_stops", 0) for r in rows if r["arm"] == arm.name)
     summary = summarize(rows, arms(config), config)
-    for name, stops in loops.items():  # replies the loop stop cut (None: the backend cannot tell)
+    for name, stops in loops.items():  # a backend that cannot tell (no ``looped``) reports none
         summary["arms"][name]["loop_stops"] = stops
     summary.update(questions=len(items), problems=problems, missing_docs=missing, index=index,
                    qa=str(qa_path), skipped_metrics=_skipped(meteor_skip, items, rows))

@@ -155,6 +155,20 @@ class TunedQueueGenerator(QueueGenerator):
         yield from source(messages, max_new_tokens)
 
 
+class LoopingQueueGenerator(QueueGenerator):
+    """Replies ending in "again again" stand for replies the loop stop cut (``looped``, as
+    TransformersGenerator reports it after each call)."""
+
+    looped: list[bool] = []
+
+    def generate(self, messages, max_new_tokens=None):
+        reply = self.replies[0] if self.replies else ""
+        try:
+            yield from super().generate(messages, max_new_tokens)
+        finally:
+            self.looped = [reply.endswith("again again")]
+
+
 def make_raw_pdf(path: Path, content: bytes, compressed: bool = True) -> Path:
     """A one-page PDF written by hand around a content stream (already deflated when
     ``compressed``), with a correct cross-reference table."""

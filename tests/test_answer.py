@@ -3,7 +3,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from fakes import QueueGenerator, TunedQueueGenerator, WordEmbedder, plain_answer_config
+from fakes import LoopingQueueGenerator, QueueGenerator, TunedQueueGenerator, WordEmbedder, plain_answer_config
 from ingest import ingest
 from ragqa.answer import ABSTAIN, Answer, answer, answer_batch, retrieval_query, stream_answer
 from ragqa.cli import app
@@ -626,20 +626,6 @@ def test_a_reply_is_complete_once_its_last_shown_sentence_is_followed_by_another
     assert not reply_complete("The answer is:\n\nThe answer is:\n\nLoRA trains two matrices. It", "q?", config)
     assert not reply_complete("The parts are:\n1. LoRA\n2. QLo", "q?", config)
     assert reply_complete("The parts are:\n1. LoRA\n2. QLoRA\n3. Do", "q?", config)
-
-
-class LoopingQueueGenerator(QueueGenerator):
-    """Replies ending in "again again" stand for replies the loop stop cut (``looped``, as
-    TransformersGenerator reports it after each call)."""
-
-    looped: list[bool] = []
-
-    def generate(self, messages, max_new_tokens=None):
-        reply = self.replies[0] if self.replies else ""
-        try:
-            yield from super().generate(messages, max_new_tokens)
-        finally:
-            self.looped = [reply.endswith("again again")]
 
 
 def test_an_answer_records_that_the_loop_stop_cut_its_reply(retriever):

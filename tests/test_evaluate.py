@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from fakes import QueueGenerator, plain_answer_config
+from fakes import LoopingQueueGenerator, QueueGenerator, plain_answer_config
 from ingest import ingest
 from ragqa.config import Config, EvalConfig
 from ragqa.evaluate import evaluate
@@ -139,3 +139,13 @@ def test_base_is_the_untuned_model_and_auto_what_ask_serves():
     assert resolve_adapter(_generator_config(Config(), base).model, _generator_config(Config(), base).adapter) == ""
     served = _generator_config(Config(), auto)
     assert served.adapter == "auto" == Config().generator.adapter  # the arm loads what `ragqa ask` loads
+
+
+def test_an_arm_reports_the_replies_the_loop_stop_cut_as_its_answers_record_them(setup, tmp_path, word_embedder):
+    looping = "masked language modelling. It is it is again again"
+    gen = LoopingQueueGenerator(looping, "autoregressively [1]", looping, "a text-to-text transformer")
+    config = Config(answer=plain_answer_config(k=2, abstain_below=-1),
+                    eval=EvalConfig(retrieval="on", bootstrap=50, yardstick=False))
+    summary = evaluate(setup, "ev", tmp_path / "report", config, generator_factory=lambda cfg: gen,
+                       embedder=word_embedder, progress=False)
+    assert summary["arms"]["base · retrieval on"]["loop_stops"] == 2

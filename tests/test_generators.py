@@ -203,10 +203,11 @@ def test_the_generator_says_which_replies_of_a_batch_the_loop_stop_cut(tmp_path)
     gen = TransformersGenerator(GeneratorConfig(model=path, max_new_tokens=48, precision="fp32", prompt_lookup=0,
                                                 reply_repeat_penalty=0))
     chats = [MESSAGES, [{"role": "user", "content": "be brief : what is an encoder ?"}]]
-    before = gen.loop_stops
     replies = gen.generate_batch(chats)
-    assert len(gen.looped) == len(replies) == 2 and sum(gen.looped) == gen.loop_stops - before
+    assert len(gen.looped) == len(replies) == 2
     assert any(gen.looped)  # a random tiny model repeats itself within 48 greedy tokens
+    # a row the loop stop cut ended there, before the token limit
+    assert all(gen.count_tokens(r) < 48 for r, cut in zip(replies, gen.looped) if cut)
     "".join(gen.generate(MESSAGES))
     assert len(gen.looped) == 1
 
@@ -335,4 +336,4 @@ def test_the_repeat_penalty_keeps_a_looping_model_out_of_the_loop_stop(tmp_path)
                                                  reply_repeat_penalty=0))
     held = TransformersGenerator(GeneratorConfig(model=path, max_new_tokens=48, precision="fp32", prompt_lookup=0))
     free.generate_batch(chats), held.generate_batch(chats)
-    assert free.loop_stops > held.loop_stops
+    assert sum(free.looped) > sum(held.looped)
