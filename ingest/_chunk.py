@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from typing import Callable
 
 from retrieval.store import Chunk
 
-Offsets = Callable[[str], list[tuple[int, int]]]
+Offsets = list[tuple[int, int]]
 
 
 def embed_text(title: str, section: str, text: str) -> str:
@@ -47,17 +46,17 @@ def split_span(text: str, offsets, lo: int, hi: int, budget: int, overlap: int) 
 
 
 def chunk_document(doc_id: str, title: str, path: str, pages: list[str], spans: list[tuple[int, int, str]],
-                   token_offsets: Offsets, count_tokens, max_tokens: int, overlap: int) -> list[Chunk]:
+                   offsets: Offsets, count_tokens, max_tokens: int, overlap: int) -> list[Chunk]:
     """Chunks for one document whose cleaned page texts are ``pages``.
 
-    ``spans`` are (start, end, section) ranges of the joined text ``"\\n".join(pages)``.
+    ``spans`` are (start, end, section) ranges of the joined text ``"\\n".join(pages)``, ``offsets``
+    the character span of each of its tokens in the embedder's tokenizer (``Embedder.token_offsets``).
     ``max_tokens`` bounds the whole embedded text, special tokens included.
     """
     text = "\n".join(pages)
     page_starts = [0]
     for p in pages[:-1]:
         page_starts.append(page_starts[-1] + len(p) + 1)
-    offsets = token_offsets(text)
     starts = [s for s, _ in offsets]
     windows = []  # (section, first token, end token)
     for s, e, section in spans:

@@ -172,28 +172,42 @@ def _plan(store: IndexStore, files: list[Path], report: IngestReport) -> _Plan:
 
 
 def _parse_all(paths, store, config, embedder, report, progress) -> list[_Parsed]:
-    parsed, t_read, t_chunk = [], 0.0, 0.0
+    read = _read_all(paths, config, report, progress)
+    t = time.perf_counter()
+    offsets = _offsets_all(embedder, ["\n".join(pages) for _, _, _, pages in read])
+    parsed = []
+    for (path, doc_id, raw, pages), doc_offsets in zip(read, offsets):
+        parsed.append(_chunk(path, doc_id, raw, pages, store, embedder, doc_offsets))
+        if raw.problems:  # one line per file, however many limits it hit
+            reasons, fixes = zip(*raw.problems)
+            report.warnings.append(PartlyIngested(path, "; ".join(reasons), "; ".join(dict.fromkeys(fixes))))
+    _add_seconds(report, chunk=time.perf_counter() - t)
+    _warn_unreadable(parsed, embedder, report)
+    return parsed
+
+
+def _read_all(paths, config, report, progress) -> list[tuple]:
+    """(path, doc_id, raw, cleaned pages) of each readable file; the others are reported and skipped."""
+    read, t = [], time.perf_counter()
     for path, doc_id in tqdm(paths, desc="reading", unit="file", disable=not progress or not paths):
         try:
-            t = time.perf_counter()
             raw = _read(path, config)
             pages = _clean.clean_pages(raw.pages)
             if sum(len(p.strip()) for p in pages) < config.ingest.min_chars:
                 reason = "no text layer (scanned or image-only PDF)" if raw.kind == "pdf" else "no text"
                 raise SkippedFile(path, reason, "run OCR first (e.g. ocrmypdf in.pdf out.pdf)" if raw.kind == "pdf"
                                   else "add text to it or leave it out")
-            t_read += time.perf_counter() - t
-            t = time.perf_counter()
-            parsed.append(_chunk(path, doc_id, raw, pages, store, embedder))
-            t_chunk += time.perf_counter() - t
-            if raw.problems:  # one line per file, however many limits it hit
-                reasons, fixes = zip(*raw.problems)
-                report.warnings.append(PartlyIngested(path, "; ".join(reasons), "; ".join(dict.fromkeys(fixes))))
+            read.append((path, doc_id, raw, pages))
         except SkippedFile as exc:
             report.skipped.append(exc)
-    _add_seconds(report, read=t_read, chunk=t_chunk)
-    _warn_unreadable(parsed, embedder, report)
-    return parsed
+    _add_seconds(report, read=time.perf_counter() - t)
+    return read
+
+
+def _offsets_all(embedder, texts: list[str]):
+    """Token offsets of each document: in one parallel tokenizer call where the embedder offers it."""
+    many = getattr(embedder, "token_offsets_many", None)
+    return many(texts) if many else (embedder.token_offsets(text) for text in texts)
 
 
 def _warn_unreadable(parsed: list, embedder, report, limit: float = 0.3) -> None:
@@ -227,12 +241,12 @@ def _read(path: Path, config: Config):
                           "repair or re-export it; please report the file if it opens elsewhere") from None
 
 
-def _chunk(path: Path, doc_id: str, raw, pages: list[str], store: IndexStore, embedder) -> _Parsed:
+def _chunk(path: Path, doc_id: str, raw, pages: list[str], store: IndexStore, embedder, offsets) -> _Parsed:
     # printable(): a stem with undecodable bytes would break the tokenizer and the terminal
     title = raw.title or _readers.guess_title(pages[0]) or printable(path.stem)
     spans = _clean.sections("\n".join(pages), markdown=raw.kind in ("markdown", "html"))
     max_tokens = min(store.manifest.chunking["chunk_tokens"], embedder.max_tokens)
-    chunks = chunk_document(doc_id, title, str(path), pages, spans, embedder.token_offsets,
+    chunks = chunk_document(doc_id, title, str(path), pages, spans, offsets,
                             embedder.count_tokens, max_tokens, store.manifest.chunking["overlap_tokens"])
     record = {"doc_id": doc_id, "title": title, "kind": raw.kind, "pages": len(pages), "paths": [str(path)]}
     return _Parsed(str(path), record, pages, chunks)

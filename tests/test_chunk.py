@@ -13,7 +13,7 @@ def test_every_chunk_fits_the_window_and_offsets_point_into_page_text():
     pages = _doc()
     text = "\n".join(pages)
     chunks = chunk_document("d1", "A Title", "/x.pdf", pages, [(0, len(text), "2 Method")],
-                            emb.token_offsets, emb.count_tokens, 40, overlap=5)
+                            emb.token_offsets(text), emb.count_tokens, 40, overlap=5)
     assert len(chunks) > 5
     for c in chunks:
         assert c.tokens == emb.count_tokens([embed_text(c.title, c.section, c.text)])[0] <= 40
@@ -43,6 +43,6 @@ def test_chunks_do_not_cross_sections():
     emb = WordEmbedder()
     text = "Intro words here.\nMethod words there."
     spans = [(0, 17, "1 Introduction"), (18, len(text), "2 Method")]
-    chunks = chunk_document("d", "T", "/t.md", [text], spans, emb.token_offsets, emb.count_tokens, 64, 4)
+    chunks = chunk_document("d", "T", "/t.md", [text], spans, emb.token_offsets(text), emb.count_tokens, 64, 4)
     assert [(c.section, c.text) for c in chunks] == [("1 Introduction", "Intro words here."),
                                                      ("2 Method", "Method words there.")]

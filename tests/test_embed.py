@@ -86,3 +86,41 @@ def test_bf16_weights_give_unit_vectors_close_to_fp32_and_the_same_ranking(real_
     assert 0.99 < (low * full).sum(1).min() < 0.99999  # close to fp32's, yet computed in bf16
     assert np.argsort(-(low[1:] @ low[0])).tolist() == np.argsort(-(full[1:] @ full[0])).tolist()
     assert bf16.embed_batch([]).shape == (0, bf16.dim)
+
+
+@pytest.mark.integration
+def test_padded_batches_give_each_text_its_own_vector_and_offsets_come_in_one_call(real_embedder):
+    # batches are padded to a multiple of 16 tokens for the CPU attention kernel: the padding must stay
+    # masked, so a text's vector does not depend on its batch neighbours
+    texts = ["LoRA.", "BERT is pre-trained with masked language modelling and next sentence prediction. " * 3,
+             "FAISS searches dense vectors by inner product, exactly or over an inverted file."]
+    together = real_embedder.embed_batch(texts)
+    alone = np.vstack([real_embedder.embed_batch([t]) for t in texts])
+    assert (together * alone).sum(1).min() > 0.999
+    assert list(real_embedder.token_offsets_many(texts)) == [real_embedder.token_offsets(t) for t in texts]
+
+
+def test_fused_linear_layers_give_the_encoders_outputs_and_undo_restores_it():
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from retrieval import _fused
+
+    if not _fused.available():
+        pytest.skip("this torch has no oneDNN linear op")
+    torch.manual_seed(0)
+    model = BertModel(BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                                 vocab_size=100)).eval().to(torch.bfloat16)
+    ids = torch.randint(0, 100, (3, 21))
+    with torch.inference_mode():
+        plain = model(input_ids=ids).last_hidden_state.float()
+        undo = _fused.fuse_linears(model)
+        fused = model(input_ids=ids).last_hidden_state.float()
+    layer = model.encoder.layer[0]
+    assert isinstance(layer.intermediate.dense, _fused.FusedLinear) and layer.intermediate.dense.gelu
+    assert isinstance(layer.intermediate.intermediate_act_fn, torch.nn.Identity)  # GELU moved into the matmul
+    assert not layer.attention.self.query.gelu
+    assert torch.nn.functional.cosine_similarity(plain.flatten(1), fused.flatten(1)).min() > 0.999
+    undo()
+    assert not any(isinstance(m, _fused.FusedLinear) for m in model.modules())
+    assert type(layer.intermediate.intermediate_act_fn).__name__ == "GELUActivation"
