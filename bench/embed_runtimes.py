@@ -4,8 +4,9 @@
 
 Embeds ``n`` chunks of an index (its stored texts, as ingest embeds them) with all-MiniLM-L6-v2 on
 each runtime this machine has: torch fp32 (what ragqa uses on a CPU without bf16 units), torch bf16
-autocast and torch with bf16 weights (what ragqa uses where the CPU has bf16 units: emulated elsewhere,
-~6x slower), torch dynamic int8
+autocast and torch with bf16 weights, plain and as ragqa runs them where the CPU has bf16 units (linear
+layers fused with their bias and GELU, batches padded to 16 tokens; emulated elsewhere, ~6x slower),
+torch dynamic int8
 (``torch.ao.quantization.quantize_dynamic`` on the Linear layers), ONNX Runtime fp32 with its
 transformer fusions, ONNX Runtime dynamic int8, OpenVINO fp32 (and bf16 on a bf16 CPU). Runs alternate (A B C A B C) so a
 busy machine hurts all alike; the best of ``repeat`` runs is reported with the cosine of each vector
@@ -75,7 +76,11 @@ def runtimes(st_model, threads: int, folder: Path) -> dict:
         from retrieval.embed import SentenceTransformerEmbedder
 
         ragqa_bf16 = SentenceTransformerEmbedder(EmbedderConfig(precision="bf16", batch_size=32))  # its own copy
-        found["torch bf16 weights (ragqa)"] = ragqa_bf16.embed_batch
+        found["torch bf16 weights (ragqa: fused linear layers, padded to 16)"] = ragqa_bf16.embed_batch
+        import copy
+
+        plain_bf16 = copy.deepcopy(st_model).to(torch.bfloat16)  # what ragqa ran before the fused layers
+        found["torch bf16 weights, unfused"] = lambda t: plain_bf16.encode(t, batch_size=32, normalize_embeddings=True)
     quantized = torch.ao.quantization.quantize_dynamic(st_model[0].auto_model, {torch.nn.Linear}, dtype=torch.qint8)
 
     def torch_int8(t):
