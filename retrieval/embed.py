@@ -82,15 +82,16 @@ class SentenceTransformerEmbedder:
         self._tokenizer.no_truncation()
         self._tokenizer.no_padding()
         self._int8 = _int8_encoder(self.model, self.config) if int8 else None
+        self._encode_kwargs = {}
         if not int8 and self._uses_bf16():
             # weights cast once, not per call as under autocast: the dev ingest's embedding 27.9 -> 25.6 s
             # on an AMX Xeon (bench/ingest.py), vectors at cosine >= 0.996 of fp32's
             self.model.to(torch.bfloat16)
             self._fuse_linears()
-        # batches padded to a multiple of 16 tokens: the CPU attention kernel is ~1.6x slower at 250
-        # tokens than at 256, and the dev ingest's embedding took 19.6 / 21.5 s against 20.4 / 24.2 s
-        # (alternating runs, bench/ingest.py); vectors at cosine >= 0.99997 of unpadded ones
-        self._encode_kwargs = {"processing_kwargs": {"text": {"pad_to_multiple_of": 16}}}
+            # batches padded to a multiple of 16 tokens: the CPU attention kernel is ~1.6x slower at 250
+            # tokens than at 256, and the dev ingest's embedding took 19.6 / 21.5 s against 20.4 / 24.2 s
+            # (alternating runs, bench/ingest.py); vectors at cosine >= 0.99997 of unpadded ones
+            self._encode_kwargs = {"processing_kwargs": {"text": {"pad_to_multiple_of": 16}}}
 
     def embed_batch(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         if self._int8:
