@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from ragqa.config import Config, GeneratorConfig
+from ragqa.config import Config, GeneratorConfig, resolve_adapter
 from ragqa.errors import ConfigError, RagqaError
 from ragqa.generators._transformers import plain_prompt, stop_ids
 
@@ -131,7 +131,8 @@ def target_modules(model, wanted: str) -> list[str]:
 
 
 def load_for_training(base: str, config, generator: GeneratorConfig):
-    """The base model (4-bit for QLoRA), with a fresh LoRA unless ``full``; its tokenizer."""
+    """The base model (4-bit for QLoRA), with a fresh LoRA unless ``full`` or ``init_adapter`` (that
+    adapter, trainable); its tokenizer."""
     import torch
 
     from ragqa.generators import load_causal_lm
@@ -139,7 +140,9 @@ def load_for_training(base: str, config, generator: GeneratorConfig):
     precision = "nf4" if config.method == "qlora" else generator.precision
     if precision == "int8":
         raise ConfigError("precision int8 cannot be trained — use fp32/bf16 (lora) or --method qlora")
-    gen = GeneratorConfig(**{**asdict(generator), "model": base, "adapter": "", "precision": precision})
+    gen = GeneratorConfig(**{**asdict(generator), "model": base, "adapter": config.init_adapter, "precision": precision})
+    if config.init_adapter and not resolve_adapter(base, config.init_adapter):
+        raise ConfigError(f"train.init_adapter={config.init_adapter!r}: no shipped adapter for {base} — give a run folder")
     model, tokenizer = load_causal_lm(gen, trainable=True)
     model.config.use_cache = False
     # QLoRA needs no preparation beyond LoRA's: peft's prepare_model_for_kbit_training would upcast every
@@ -148,7 +151,7 @@ def load_for_training(base: str, config, generator: GeneratorConfig):
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
-    if config.method == "full":
+    if config.method == "full" or config.init_adapter:
         return model, tokenizer
     from peft import LoraConfig, get_peft_model
 

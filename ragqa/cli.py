@@ -483,6 +483,8 @@ def train_cmd(data: Path = typer.Option(..., "--data", "-d", help="A gen-data/se
               batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Examples per step (default 4)."),
               max_length: Optional[int] = typer.Option(None, "--max-length", help="Tokens per example (default 1024)."),
               resume: bool = typer.Option(False, "--resume", help="Continue from the run's last checkpoint."),
+              init_adapter: Optional[str] = typer.Option(None, "--init-adapter", help="Start from this adapter "
+                                                         "(a run folder, or auto: the shipped one), not a fresh LoRA."),
               precision: Optional[str] = PrecisionOpt, quiet: bool = typer.Option(False, "--quiet", "-q"),
               config: Optional[Path] = ConfigOpt):
     """Fine-tune the answer model on your data (LoRA by default); the run folder is an adapter.
@@ -494,7 +496,8 @@ def train_cmd(data: Path = typer.Option(..., "--data", "-d", help="A gen-data/se
     from ragqa.config import load_config
 
     cfg = load_config(config, train={"method": method, "max_steps": max_steps, "batch_size": batch_size,
-                                     "max_length": max_length}, generator={"precision": precision})
+                                     "max_length": max_length, "init_adapter": init_adapter},
+                      generator={"precision": precision})
     m = train(data, base or cfg.generator.model, out_dir, cfg, resume=resume, progress=not quiet,
               command="ragqa train " + " ".join(sys.argv[2:]))
     if not main_process():  # under accelerate launch, rank 0 reports

@@ -393,6 +393,9 @@ class TrainConfig:
     lora_alpha: int = 16
     lora_dropout: float = 0.05
     target_modules: str = "auto"  # comma-separated module names; auto = every attention and MLP projection
+    # continue training this adapter (a run folder, or "auto": the shipped answer adapter) instead of a fresh
+    # LoRA: its rank and modules, its weights as the start
+    init_adapter: str = ""
     learning_rate: float = 2e-4
     epochs: float = 1.0
     max_steps: int = 0  # stop after this many optimizer steps (0 = the epochs)
@@ -425,6 +428,8 @@ class TrainConfig:
             raise ConfigError(f"train.mixed_precision={self.mixed_precision!r}: use 'auto', 'bf16' or 'no'")
         if self.method not in METHODS:
             raise ConfigError(f"train.method={self.method!r}: use one of {', '.join(METHODS)}")
+        if self.init_adapter and self.method == "full":
+            raise ConfigError("train.init_adapter continues a LoRA adapter — leave it empty with method = \"full\"")
         for name in ("lora_r", "lora_alpha", "batch_size", "grad_accum", "eval_steps", "save_steps",
                      "logging_steps"):
             if getattr(self, name) < 1:
