@@ -329,6 +329,22 @@ def test_the_reply_repeat_penalty_lowers_only_what_would_say_a_phrase_of_the_rep
     assert pair[0, 3] == -6.0 and pair[1, 5] == -24.0 and pair[1, 3] == 0
 
 
+def test_a_longer_repeat_costs_more_with_growth():
+    import torch
+
+    from ragqa.generators._transformers import _ReplyRepeatPenalty
+
+    prompt, scores = [7, 8, 9], torch.zeros(1, 12)
+    phrase = _ReplyRepeatPenalty(3, penalty=3.0, growth=2.0)(torch.tensor([prompt + [1, 2, 4, 1, 2]]), scores.clone())
+    assert phrase[0, 4] == -3.0  # "1 2 4" again: a 3-token repeat costs the penalty alone
+    passage = [1, 2, 3, 4, 5, 6, 0, 1, 2, 3, 4, 5]  # "1 2 3 4 5" said again, "6" would make it 6 tokens
+    long = _ReplyRepeatPenalty(3, penalty=3.0, growth=2.0)(torch.tensor([prompt + passage]), scores.clone())
+    flat = _ReplyRepeatPenalty(3, penalty=3.0)(torch.tensor([prompt + passage]), scores.clone())
+    assert long[0, 6] == -3.0 * 2 ** 3 and flat[0, 6] == -3.0  # 6 tokens: 3 more than the 3-gram
+    with pytest.raises(ConfigError, match="reply_repeat_growth"):
+        GeneratorConfig(reply_repeat_growth=0.5)
+
+
 def test_the_repeat_penalty_keeps_a_looping_model_out_of_the_loop_stop(tmp_path):
     path = tiny_model(tmp_path / "tiny")
     chats = [MESSAGES, [{"role": "user", "content": "be brief : what is an encoder ?"}]]
