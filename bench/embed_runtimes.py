@@ -16,6 +16,7 @@ otherwise). Writes bench/results/embed_runtimes.json.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import tempfile
 import time
@@ -77,8 +78,6 @@ def runtimes(st_model, threads: int, folder: Path) -> dict:
 
         ragqa_bf16 = SentenceTransformerEmbedder(EmbedderConfig(precision="bf16", batch_size=32))  # its own copy
         found["torch bf16 weights (ragqa: fused linear layers, padded to 16)"] = ragqa_bf16.embed_batch
-        import copy
-
         plain_bf16 = copy.deepcopy(st_model).to(torch.bfloat16)  # what ragqa ran before the fused layers
         found["torch bf16 weights, unfused"] = lambda t: plain_bf16.encode(t, batch_size=32, normalize_embeddings=True)
     quantized = torch.ao.quantization.quantize_dynamic(st_model[0].auto_model, {torch.nn.Linear}, dtype=torch.qint8)

@@ -174,10 +174,10 @@ def _plan(store: IndexStore, files: list[Path], report: IngestReport) -> _Plan:
 def _parse_all(paths, store, config, embedder, report, progress) -> list[_Parsed]:
     read = _read_all(paths, config, report, progress)
     t = time.perf_counter()
-    offsets = _offsets_all(embedder, ["\n".join(pages) for _, _, _, pages in read])
+    texts = ["\n".join(pages) for _, _, _, pages in read]
     parsed = []
-    for (path, doc_id, raw, pages), doc_offsets in zip(read, offsets):
-        parsed.append(_chunk(path, doc_id, raw, pages, store, embedder, doc_offsets))
+    for (path, doc_id, raw, pages), text, offsets in zip(read, texts, _offsets_all(embedder, texts)):
+        parsed.append(_chunk(path, doc_id, raw, pages, text, offsets, store, embedder))
         if raw.problems:  # one line per file, however many limits it hit
             reasons, fixes = zip(*raw.problems)
             report.warnings.append(PartlyIngested(path, "; ".join(reasons), "; ".join(dict.fromkeys(fixes))))
@@ -241,10 +241,11 @@ def _read(path: Path, config: Config):
                           "repair or re-export it; please report the file if it opens elsewhere") from None
 
 
-def _chunk(path: Path, doc_id: str, raw, pages: list[str], store: IndexStore, embedder, offsets) -> _Parsed:
+def _chunk(path: Path, doc_id: str, raw, pages: list[str], text: str, offsets, store: IndexStore, embedder) -> _Parsed:
+    """``text`` is the pages joined by newlines, ``offsets`` its tokens' character spans."""
     # printable(): a stem with undecodable bytes would break the tokenizer and the terminal
     title = raw.title or _readers.guess_title(pages[0]) or printable(path.stem)
-    spans = _clean.sections("\n".join(pages), markdown=raw.kind in ("markdown", "html"))
+    spans = _clean.sections(text, markdown=raw.kind in ("markdown", "html"))
     max_tokens = min(store.manifest.chunking["chunk_tokens"], embedder.max_tokens)
     chunks = chunk_document(doc_id, title, str(path), pages, spans, offsets,
                             embedder.count_tokens, max_tokens, store.manifest.chunking["overlap_tokens"])

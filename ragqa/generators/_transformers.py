@@ -246,14 +246,13 @@ class _ReplyRepeatPenalty:
         run = torch.ones_like(before, dtype=torch.bool)
         length = torch.zeros(before.shape, dtype=scores.dtype, device=reply.device)
         for j in range(min(self.longest, last)):
-            same = torch.zeros_like(run)
-            same[:, j:] = before[:, :last - j] == reply[:, last - j:last - j + 1]
-            run &= same
+            run[:, :j] = False  # no j-th token before these positions
+            run[:, j:] &= before[:, :last - j] == reply[:, last - j:last - j + 1]
             if not run.any():
                 break
             length += run
         # growth > 1 (DRY-style) taxes a longer repeat harder: 3 tokens at ``penalty``, each token more x growth
-        weight = torch.where(length >= k, self.penalty * self.growth ** (length - k), torch.zeros_like(length))
+        weight = (length >= k) * self.penalty * self.growth ** (length - k)
         # the token that followed each earlier occurrence of the context, once per occurrence
         return scores.scatter_add(1, reply[:, 1:], -weight)
 
