@@ -187,7 +187,7 @@ def _reply_batches(todo: list[tuple[Answer, list[dict]]], generator, config: Ans
         if isinstance(generator, BatchGenerator):
             # each row stops where streaming would: the reply complete (answer.max_sentences) or echoing sources
             done = [lambda raw, r=r: reply_complete(raw, r.question, config, r.quote) for r, _ in part]
-            texts = generator.generate_batch([m for _, m in part], done=done, **_contrast(part, config))
+            texts = generator.generate_batch([m for _, m in part], done=done)
             looped = getattr(generator, "looped", [False] * len(part))
         else:
             texts, looped = [], []
@@ -204,15 +204,6 @@ def _reply_batches(todo: list[tuple[Answer, list[dict]]], generator, config: Ans
                                       total_s=round(result.timings["total_s"] + share, 3))
             else:
                 result.timings.update(tokens=tokens, total_s=round(share, 3), batched=len(part))
-
-
-def _contrast(part: list[tuple[Answer, list[dict]]], config: AnswerConfig) -> dict:
-    """``generate_batch``'s context contrast for a batch (``answer.context_contrast``): each chat beside
-    the same question asked without sources, as retrieval off asks it. Only when every chat has sources."""
-    if not config.context_contrast or not all(r.retrieval and r.sources for r, _ in part):
-        return {}
-    plain = [build_messages(r.question, [], [], 0, False, None, config.yes_no_hint) for r, _ in part]
-    return {"contrast": (config.context_contrast, plain)}
 
 
 def _count_loop(result: Answer, looped: bool) -> None:

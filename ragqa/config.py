@@ -247,10 +247,6 @@ class AnswerConfig:
     # it added after the quote to CMRC answers was mostly wrong (bench/chinese.py); Chinese-trained
     # models spend about one, and remote ones are not measured (always called). 0 = always call the model
     quote_only_above: float = 1.5
-    # context-aware decoding (Shi et al., 2024): each reply token's log-probability with the sources gains
-    # this times its gain over the same question without them, so the model says what its sources add
-    # rather than what it recalls; 0 = off (one extra forward pass per token when on)
-    context_contrast: float = 0.0
     max_question_chars: int = 2000
 
     def __post_init__(self):
@@ -258,8 +254,6 @@ class AnswerConfig:
             raise ConfigError(f"answer.k={self.k}: must be >= 1")
         if self.context_tokens < 64:
             raise ConfigError(f"answer.context_tokens={self.context_tokens}: use at least 64")
-        if self.context_contrast < 0:
-            raise ConfigError(f"answer.context_contrast={self.context_contrast}: must be >= 0 (0 = off)")
         for name in ("abstain_below", "abstain_below_scoped"):
             if not -1 <= getattr(self, name) <= 1:
                 raise ConfigError(f"answer.{name}={getattr(self, name)}: a cosine, between -1 and 1")

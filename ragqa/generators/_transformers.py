@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import math
 import re
 import threading
 from pathlib import Path
@@ -99,17 +98,12 @@ class TransformersGenerator:
             self.tokenizer.padding_side = side
 
     def generate_batch(self, chats: list[Messages], max_new_tokens: int | None = None, samples: int = 0,
-                       temperature: float = 0.7, done: list | None = None,
-                       contrast: tuple[float, list[Messages]] | None = None) -> list[str]:
+                       temperature: float = 0.7, done: list | None = None) -> list[str]:
         """Replies to several chats in one left-padded batch (no streaming): one greedy reply per chat,
         or with ``samples`` that many sampled at ``temperature`` per chat, grouped by chat.
-        ``done[i](text)``: chat i's reply so far is complete, its row stops (the rest of the batch goes on).
-        ``contrast=(alpha, plain_chats)``: context-aware decoding against ``plain_chats[i]``, chat i without
-        its sources (``_ContextContrast``)."""
+        ``done[i](text)``: chat i's reply so far is complete, its row stops (the rest of the batch goes on)."""
         import torch
 
-        if contrast and samples:
-            raise ValueError("context contrast is for greedy replies, not samples")
         enc = self.batch_ids(chats)
         loop = _LoopStop(enc.input_ids.shape[1], decode=self.tokenizer.decode, ends=self._ends())
         criteria = [loop]
@@ -121,18 +115,15 @@ class TransformersGenerator:
         with torch.inference_mode():
             out = self.model.generate(**enc, max_new_tokens=max_new_tokens or self.config.max_new_tokens,
                                       pad_token_id=self.tokenizer.pad_token_id, stopping_criteria=criteria,
-                                      logits_processor=self._processors(enc.input_ids.shape[1], contrast),
-                                      **sampling)
+                                      logits_processor=self._processors(enc.input_ids.shape[1]), **sampling)
         self.looped = [row in loop.fired for row in range(out.shape[0])]
         return self.tokenizer.batch_decode(out[:, enc.input_ids.shape[1]:], skip_special_tokens=True)
 
-    def _processors(self, prompt_len: int, contrast: tuple[float, list[Messages]] | None = None):
+    def _processors(self, prompt_len: int):
         from transformers import LogitsProcessorList
 
         penalty, growth = self.config.reply_repeat_penalty, self.config.reply_repeat_growth
-        processors = [_ContextContrast(self.model, self.batch_ids(contrast[1]), contrast[0])] if contrast else []
-        return LogitsProcessorList(processors + ([_ReplyRepeatPenalty(prompt_len, penalty, growth=growth)]
-                                                 if penalty else []))
+        return LogitsProcessorList([_ReplyRepeatPenalty(prompt_len, penalty, growth=growth)] if penalty else [])
 
     def loglik(self, messages: Messages, continuation: str) -> float:
         """Mean log-probability per token of ``continuation`` as the reply (multiple-choice scoring)."""
@@ -264,35 +255,6 @@ class _ReplyRepeatPenalty:
         weight = (length >= k) * self.penalty * self.growth ** (length - k)
         # the token that followed each earlier occurrence of the context, once per occurrence
         return scores.scatter_add(1, reply[:, 1:], -weight)
-
-
-class _ContextContrast:
-    """Context-aware decoding (Shi et al., 2024, "Trusting Your Evidence"): the reply's next-token
-    log-probabilities with the sources, plus ``alpha`` times their difference from those of the same chat
-    without the sources — what the sources add is amplified, what the model would say from memory alone is
-    damped. The sourceless chats run alongside with their own cache (one more forward pass per token).
-    As in contrastive decoding, only tokens within ``plausible`` of the best token under the sources stay
-    candidates, so the contrast cannot promote a token the sourced model finds implausible."""
-
-    def __init__(self, model, plain, alpha: float, plausible: float = 0.1):
-        self.model, self.alpha, self.floor = model, alpha, math.log(plausible)
-        self.ids, self.mask, self.cache = plain.input_ids, plain.attention_mask, None
-
-    def __call__(self, input_ids, scores):
-        import torch
-
-        if self.cache is not None:  # after the first step: the token just chosen, on the plain chats' cache
-            self.ids = input_ids[:, -1:]
-            self.mask = torch.cat([self.mask, self.mask.new_ones(len(self.mask), 1)], dim=1)
-        positions = (self.mask.cumsum(-1) - 1).clamp(min=0)[:, -self.ids.shape[1]:]  # left padding
-        out = self.model(input_ids=self.ids, attention_mask=self.mask, position_ids=positions, cache=self.cache,
-                         use_cache=True, logits_to_keep=1)
-        self.cache = out.cache
-        sourced = torch.log_softmax(scores.float(), -1)
-        plain = torch.log_softmax(out.logits[:, -1].float(), -1)
-        contrasted = sourced + self.alpha * (sourced - plain)
-        implausible = sourced < sourced.max(-1, keepdim=True).values + self.floor
-        return contrasted.masked_fill(implausible, -math.inf).to(scores.dtype)
 
 
 class _DoneStop:
