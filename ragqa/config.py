@@ -132,9 +132,6 @@ class RetrievalConfig:
     rrf_k: int = 60  # reciprocal-rank-fusion constant (Cormack et al. 2009)
     candidates: int = 50  # results taken from each retriever before fusion
     title_boost: bool = True  # a third fused ranking for documents whose title the query names (LLaMA, BERT)
-    # the fused top this many are ranked again with their best sentence's cosine to the query, fused by RRF
-    # with the first ranking: a 256-token passage's one vector blurs the sentence that answers (0 = off)
-    sentence_rerank: int = 10
     # hybrid search leaves the dense ranking out for a query with more unknown tokens than this for the
     # embedder (Chinese under MiniLM: CMRC doc-hit@1 0.773 fused, 0.978 BM25 alone; bench/chinese.py)
     max_unknown_share: float = 0.2
@@ -144,8 +141,6 @@ class RetrievalConfig:
             raise ConfigError(f"retrieval.mode={self.mode!r}: use 'hybrid', 'dense' or 'bm25'")
         if self.k < 1:
             raise ConfigError(f"retrieval.k={self.k}: must be >= 1")
-        if self.sentence_rerank < 0:
-            raise ConfigError(f"retrieval.sentence_rerank={self.sentence_rerank}: must be >= 0 (0 = off)")
 
 
 BACKENDS = ("faiss", "milvus")

@@ -1,5 +1,4 @@
-"""Hybrid search: dense (FAISS or the index's vector engine) + BM25 lexical, fused by reciprocal rank fusion,
-the top then ranked again by each passage's best sentence."""
+"""Hybrid search: dense (FAISS or the index's vector engine) + BM25 lexical, fused by reciprocal rank fusion."""
 from __future__ import annotations
 
 import re
@@ -16,7 +15,7 @@ from retrieval.store import Chunk, IndexStore
 @dataclass
 class Hit:
     chunk: Chunk
-    score: float  # fused score (RRF; for the sentence-reranked top, that ranking's) in hybrid mode, else the retriever's own
+    score: float  # fused score (RRF) in hybrid mode, else the retriever's own score
     dense: float | None = None  # cosine similarity, when dense search saw this chunk
     bm25: float | None = None
 
@@ -42,7 +41,6 @@ class Retriever:
         check_same_model(store.manifest, embedder)  # one short embedding, before any wrong answer
         self.store, self.embedder, self.config = store, embedder, config or RetrievalConfig()
         self._bm25 = self._vocab = self._titles = None
-        self._sentences: dict[str, np.ndarray] = {}
 
     def search(self, query: str, k: int | None = None, doc: str | None = None,
                mode: str | None = None) -> list[Hit]:
@@ -54,46 +52,14 @@ class Retriever:
         n = max(k, self.config.candidates)
         if mode == "hybrid" and not self.reads(query):
             mode = "bm25"  # the embedder sees mostly unknown tokens: its ranking would be noise
-        vector = self.embedder.embed_batch([query]) if mode in ("dense", "hybrid") else None
-        dense = self.store.dense_search(vector, n, rows) if vector is not None else []
+        dense = self.dense(query, n, rows) if mode in ("dense", "hybrid") else []
         lexical = self.lexical(query, n, rows) if mode in ("bm25", "hybrid") else []
         if mode == "dense":
             return [Hit(self.store.chunks[r], s, dense=s) for r, s in dense[:k]]
         if mode == "bm25":
             return [Hit(self.store.chunks[r], s, bm25=s) for r, s in lexical[:k]]
         named = self.named(query, dense) if self.config.title_boost and rows is None else []
-        fused = self._fuse(dense, lexical, max(k, self.config.sentence_rerank), named)
-        return self.rerank_by_sentence(fused, np.asarray(vector)[0])[:k]
-
-    def rerank_by_sentence(self, hits: list[Hit], vector: np.ndarray) -> list[Hit]:
-        """The first ``retrieval.sentence_rerank`` hits ranked again: their fused rank and the rank of
-        their best sentence's cosine to the query (``vector``), fused by reciprocal rank; the rest follow.
-
-        One vector per 256-token passage blurs the sentence that answers: for "What are the two main tasks
-        BERT is pre-trained on?" all five passages came from bert.pdf, none from the section that says "we
-        pre-train BERT using two unsupervised tasks". Over the whole dev corpus (bench/retrieval_quality.py)
-        the passages holding half the gold answer's words went from 0.732 to 0.761 of ARAGOG questions.
-        """
-        n = min(self.config.sentence_rerank, len(hits))
-        if n < 2:
-            return hits
-        best = [float((self._sentence_vectors(h.chunk) @ vector).max()) for h in hits[:n]]
-        by_sentence = {i: rank for rank, i in enumerate(sorted(range(n), key=lambda i: -best[i]))}
-        for i, hit in enumerate(hits[:n]):
-            hit.score = 1.0 / (self.config.rrf_k + i + 1) + 1.0 / (self.config.rrf_k + by_sentence[i] + 1)
-        return sorted(hits[:n], key=lambda h: -h.score) + hits[n:]
-
-    def _sentence_vectors(self, chunk: Chunk) -> np.ndarray:
-        """The vectors of ``chunk``'s sentences of four words or more (the whole text if none), kept per
-        chunk id (ids hash the content, so a kept vector never goes stale)."""
-        from ragqa.text import split_sentences
-
-        if chunk.id not in self._sentences:
-            if len(self._sentences) >= 4096:  # a bounded memo: the oldest entry goes
-                self._sentences.pop(next(iter(self._sentences)))
-            texts = [s for s in split_sentences(chunk.text) if len(s.split()) >= 4] or [chunk.text]
-            self._sentences[chunk.id] = np.asarray(self.embedder.embed_batch(texts))
-        return self._sentences[chunk.id]
+        return self._fuse(dense, lexical, k, named)
 
     def reads(self, query: str) -> bool:
         """Whether the embedder represents ``query`` (``retrieval.max_unknown_share``)."""

@@ -147,22 +147,3 @@ def test_ingest_warns_once_about_documents_the_embedder_cannot_read(tmp_path, wo
     assert len(report.added) == 5 and len(report.warnings) == 1  # ingested all the same, one line
     line = str(report.warnings[0])
     assert line.startswith("4 document(s) (zh0.md, zh1.md, zh2.md and 1 more)") and "multilingual" in line
-
-
-def test_sentence_rerank_lifts_the_passage_whose_sentence_answers(retriever):
-    from retrieval.search import Hit
-
-    chunk = {c.path.rsplit("/", 1)[-1]: c for c in retriever.store.chunks}
-    fused = [Hit(chunk[name], 0.0) for name in ("bert.md", "gpt.md", "lora.md", "rag.md")]
-    vector = retriever.embedder.embed_batch(["low rank adapters"])[0]
-    retriever.config.sentence_rerank = 3
-    reranked = retriever.rerank_by_sentence(fused, vector)
-    # lora.md, third by the first ranking and first by its best sentence, passes gpt.md (second and third);
-    # rag.md, beyond the reranked three, stays last
-    assert [h.chunk.path.rsplit("/", 1)[-1] for h in reranked] == ["bert.md", "lora.md", "gpt.md", "rag.md"]
-    assert reranked[1].score == pytest.approx(1 / 63 + 1 / 61)
-    calls = retriever.embedder.calls
-    retriever.rerank_by_sentence(fused, vector)  # sentence vectors are kept per chunk id
-    assert retriever.embedder.calls == calls
-    retriever.config.sentence_rerank = 0
-    assert retriever.rerank_by_sentence(fused, vector) == fused
