@@ -389,6 +389,35 @@ def eval_cmd(qa: Path = typer.Option(..., "--qa", help="Questions: ARAGOG/QASPER
     out.print(f"report: {out_dir / 'report.md'}, chart: {out_dir / 'metrics.png'}, "
               f"per question: {out_dir / 'results.jsonl'}", highlight=False)
 
+@app.command("compare")
+@friendly
+def compare_cmd(new: Path = typer.Argument(..., help="A `ragqa eval --out` folder: the run with your change."),
+                old: Path = typer.Argument(..., help="Another, on the same questions: the run to beat."),
+                arm_new: Optional[str] = typer.Option(None, "--arm-new", help="Arm of NEW, e.g. 'rft-s4 · retrieval on'."),
+                arm_old: Optional[str] = typer.Option(None, "--arm-old", help="Arm of OLD, e.g. 'auto · retrieval on'."),
+                as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")):
+    """Paired differences NEW − OLD between two evaluation runs on the same questions, with 95% intervals.
+
+    Example: ragqa compare reports/k8 reports/default
+    """
+    import json
+
+    from ragqa.evaluate import compare_runs
+
+    comparisons = compare_runs(new, old, arm_new, arm_old)
+    if as_json:
+        out.print_json(json.dumps(comparisons, ensure_ascii=False))
+        return
+    for c in comparisons:
+        arms = c["new"] if c["new"] == c["old"] else f"{c['new']} (new) vs {c['old']} (old)"
+        out.print(f"{arms}: {c['questions']} questions, {c['changed']} answers changed", highlight=False)
+        for metric, label in (("f1", "token F1"), ("semantic_sim", "semantic sim.")):
+            d = c[metric]
+            verdict = "better" if d["lo"] > 0 else "worse" if d["hi"] < 0 else "no difference shown"
+            out.print(f"  {label:<14} {d['new']:.3f} vs {d['old']:.3f}   {d['diff']:+.3f} [{d['lo']:+.3f}, "
+                      f"{d['hi']:+.3f}]  {verdict}", highlight=False)
+
+
 _TEACHER_HELP = ("deterministic (default, no model), default (the offline model), an HF id or folder, "
                  "or the served model's name with --teacher-url.")
 

@@ -244,6 +244,55 @@ def _comparisons(rows: list[dict], arm_list: list[Arm], config: Config) -> list[
     return out
 
 
+def compare_runs(new: str | Path, old: str | Path, arm_new: str | None = None, arm_old: str | None = None,
+                 bootstrap: int = 1000, seed: int = 0) -> list[dict]:
+    """Paired differences ``new`` − ``old`` between two ``ragqa eval`` report folders on the questions both
+    answered: did a change of config, index, prompt or adapter help? One comparison per arm the two share
+    by name, or the one pair named by ``arm_new``/``arm_old`` (e.g. an adapter against ``auto``)."""
+    from ragqa.errors import RagqaError
+
+    runs = {folder: _arm_rows(Path(folder)) for folder in (new, old)}
+    a, b = runs[new], runs[old]
+    pairs = [(arm_new or arm_old, arm_old or arm_new)] if arm_new or arm_old else [(x, x) for x in a if x in b]
+    if not pairs:
+        raise RagqaError(f"{new} and {old} share no arm (arms: {', '.join(a)} / {', '.join(b)}) — "
+                         "name the two with --arm-new and --arm-old")
+    out = []
+    for x, y in pairs:
+        for folder, arm, rows in ((new, x, a), (old, y, b)):
+            if arm not in rows:
+                raise RagqaError(f"{folder}: no arm {arm!r} (it has: {', '.join(rows)}) — pick one of those")
+        ra, rb = a[x], b[y]
+        ids = [i for i in ra if i in rb]
+        if not ids:
+            raise RagqaError(f"{new} ({x}) and {old} ({y}) share no question — compare runs of the same question set")
+        comp = {"new": x, "old": y, "questions": len(ids), "changed": sum(ra[i]["answer"] != rb[i]["answer"] for i in ids)}
+        for m in ("f1", "semantic_sim"):
+            comp[m] = M.paired_bootstrap([ra[i].get(m) for i in ids], [rb[i].get(m) for i in ids], bootstrap, seed)
+            comp[m]["new"] = M.bootstrap_ci([ra[i].get(m) for i in ids], bootstrap, seed)[0]
+            comp[m]["old"] = M.bootstrap_ci([rb[i].get(m) for i in ids], bootstrap, seed)[0]
+        out.append(comp)
+    return out
+
+
+def _arm_rows(folder: Path) -> dict[str, dict[str, dict]]:
+    """A report folder's ``results.jsonl`` as arm -> question id -> row."""
+    from ragqa.errors import RagqaError
+
+    path = folder / "results.jsonl" if folder.is_dir() else folder
+    if not path.is_file():
+        raise RagqaError(f"{folder}: no results.jsonl — give a folder written by `ragqa eval --out`")
+    arms: dict[str, dict[str, dict]] = {}
+    for n, line in enumerate(path.open(encoding="utf-8"), 1):
+        try:
+            row = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError:
+            raise RagqaError(f"{path}:{n}: not JSON — the file is damaged; run `ragqa eval` again") from None
+        if row:
+            arms.setdefault(row["arm"], {})[row["id"]] = row
+    return arms
+
+
 def write_report(out: Path, rows: list[dict], summary: dict) -> None:
     from ragqa._report import markdown, plot
 

@@ -149,3 +149,34 @@ def test_an_arm_reports_the_replies_the_loop_stop_cut_as_its_answers_record_them
     summary = evaluate(setup, "ev", tmp_path / "report", config, generator_factory=lambda cfg: gen,
                        embedder=word_embedder, progress=False)
     assert summary["arms"]["base · retrieval on"]["loop_stops"] == 2
+
+
+def test_compare_pairs_two_runs_on_the_same_questions(setup, tmp_path, word_embedder):
+    from typer.testing import CliRunner
+
+    from ragqa.cli import app
+    from ragqa.evaluate import compare_runs
+
+    config = Config(answer=plain_answer_config(k=2, abstain_below=-1),
+                    eval=EvalConfig(retrieval="on", limit=3, bootstrap=50, yardstick=False))
+    runs = {"good": QueueGenerator("masked language modelling and next sentence prediction [1]",
+                                   "autoregressively to predict the next token [1]", "the pretrained weights [1]"),
+            "bad": QueueGenerator("by hand", "the pretrained weights", "nothing at all")}
+    for name, gen in runs.items():
+        evaluate(setup, "ev", tmp_path / name, config, generator_factory=lambda cfg, g=gen: g,
+                 embedder=word_embedder, progress=False)
+    (c,) = compare_runs(tmp_path / "good", tmp_path / "bad")
+    assert (c["new"], c["old"], c["questions"], c["changed"]) == ("base · retrieval on", "base · retrieval on", 3, 3)
+    # every question better in the new run: the paired interval lies above zero
+    assert c["f1"]["new"] == pytest.approx(1.0) and c["f1"]["diff"] == pytest.approx(c["f1"]["new"] - c["f1"]["old"])
+    assert c["f1"]["lo"] > 0 and c["semantic_sim"]["lo"] > 0
+    (back,) = compare_runs(tmp_path / "bad", tmp_path / "good")
+    assert back["f1"]["diff"] == pytest.approx(-c["f1"]["diff"]) and back["f1"]["hi"] < 0
+
+    runner = CliRunner()
+    shown = runner.invoke(app, ["compare", str(tmp_path / "good"), str(tmp_path / "bad")])
+    assert shown.exit_code == 0 and "3 answers changed" in shown.output and "better" in shown.output
+    missing = runner.invoke(app, ["compare", str(tmp_path / "good"), str(tmp_path / "none")])
+    assert missing.exit_code == 1 and "no results.jsonl" in missing.output
+    other = runner.invoke(app, ["compare", str(tmp_path / "good"), str(tmp_path / "bad"), "--arm-old", "auto · retrieval on"])
+    assert other.exit_code == 1 and "no arm 'auto · retrieval on'" in other.output
