@@ -257,22 +257,27 @@ def compare_runs(new: str | Path, old: str | Path, arm_new: str | None = None, a
     if not pairs:
         raise RagqaError(f"{new} and {old} share no arm (arms: {', '.join(a)} / {', '.join(b)}) — "
                          "name the two with --arm-new and --arm-old")
-    out = []
-    for x, y in pairs:
-        for folder, arm, rows in ((new, x, a), (old, y, b)):
-            if arm not in rows:
-                raise RagqaError(f"{folder}: no arm {arm!r} (it has: {', '.join(rows)}) — pick one of those")
-        ra, rb = a[x], b[y]
-        ids = [i for i in ra if i in rb]
-        if not ids:
-            raise RagqaError(f"{new} ({x}) and {old} ({y}) share no question — compare runs of the same question set")
-        comp = {"new": x, "old": y, "questions": len(ids), "changed": sum(ra[i]["answer"] != rb[i]["answer"] for i in ids)}
-        for m in ("f1", "semantic_sim"):
-            comp[m] = M.paired_bootstrap([ra[i].get(m) for i in ids], [rb[i].get(m) for i in ids], bootstrap, seed)
-            comp[m]["new"] = M.bootstrap_ci([ra[i].get(m) for i in ids], bootstrap, seed)[0]
-            comp[m]["old"] = M.bootstrap_ci([rb[i].get(m) for i in ids], bootstrap, seed)[0]
-        out.append(comp)
-    return out
+    for (folder, rows), arm in [((new, a), x) for x, _ in pairs] + [((old, b), y) for _, y in pairs]:
+        if arm not in rows:
+            raise RagqaError(f"{folder}: no arm {arm!r} (it has: {', '.join(rows)}) — pick one of those")
+    return [_paired_runs(x, a[x], y, b[y], bootstrap, seed) for x, y in pairs]
+
+
+def _paired_runs(x: str, ra: dict, y: str, rb: dict, bootstrap: int, seed: int) -> dict:
+    """Arm ``x``'s rows against arm ``y``'s on their shared questions: answers changed, and per metric both
+    means and the paired difference with its interval."""
+    from ragqa.errors import RagqaError
+
+    ids = [i for i in ra if i in rb]
+    if not ids:
+        raise RagqaError(f"{x} and {y} share no question — compare runs of the same question set")
+    comp = {"new": x, "old": y, "questions": len(ids), "changed": sum(ra[i]["answer"] != rb[i]["answer"] for i in ids)}
+    for m in ("f1", "semantic_sim"):
+        va, vb = [ra[i].get(m) for i in ids], [rb[i].get(m) for i in ids]
+        kept = [(p, q) for p, q in zip(va, vb) if p is not None and q is not None]  # as the paired bootstrap keeps
+        comp[m] = {**M.paired_bootstrap(va, vb, bootstrap, seed), "new": sum(p for p, _ in kept) / max(1, len(kept)),
+                   "old": sum(q for _, q in kept) / max(1, len(kept))}
+    return comp
 
 
 def _arm_rows(folder: Path) -> dict[str, dict[str, dict]]:
