@@ -389,19 +389,18 @@ def eval_cmd(qa: Path = typer.Option(..., "--qa", help="Questions: ARAGOG/QASPER
     out.print(f"report: {out_dir / 'report.md'}, chart: {out_dir / 'metrics.png'}, "
               f"per question: {out_dir / 'results.jsonl'}", highlight=False)
 
+
 @app.command("compare")
 @friendly
 def compare_cmd(new: Path = typer.Argument(..., help="A `ragqa eval --out` folder: the run with your change."),
                 old: Path = typer.Argument(..., help="Another, on the same questions: the run to beat."),
                 arm_new: Optional[str] = typer.Option(None, "--arm-new", help="Arm of NEW, e.g. 'rft-s4 · retrieval on'."),
                 arm_old: Optional[str] = typer.Option(None, "--arm-old", help="Arm of OLD, e.g. 'auto · retrieval on'."),
-                as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")):
+                as_json: bool = typer.Option(False, "--json", help="Print the comparisons as JSON.")):
     """Paired differences NEW − OLD between two evaluation runs on the same questions, with 95% intervals.
 
     Example: ragqa compare reports/k8 reports/default
     """
-    import json
-
     from ragqa.evaluate import compare_runs
 
     comparisons = compare_runs(new, old, arm_new, arm_old)

@@ -14,6 +14,7 @@ from pathlib import Path
 from ragqa import metrics as M
 from ragqa.citations import cited_numbers
 from ragqa.config import Config, GeneratorConfig
+from ragqa.errors import RagqaError
 from ragqa.generators import ScoringGenerator
 from ragqa.qa_formats import QAItem, load_qa
 
@@ -230,18 +231,20 @@ def _comparisons(rows: list[dict], arm_list: list[Arm], config: Config) -> list[
              if (a.model == b.model and a.retrieval and not b.retrieval)
              or (a.retrieval == b.retrieval and a.model != "base" and b.model == "base")]
     pairs += [(a, b) for a in models for b in arm_list if a.retrieval and b.model == COPY]
-    out = []
-    for a, b in pairs:
-        ra = {r["id"]: r for r in rows if r["arm"] == a.name}
-        rb = {r["id"]: r for r in rows if r["arm"] == b.name}
-        ids = [i for i in ra if i in rb]
-        comp = {"a": a.name, "b": b.name, "questions": len(ids),
-                "correct": M.mcnemar([ra[i]["correct"] for i in ids], [rb[i]["correct"] for i in ids])}
-        for m in ("f1", "semantic_sim", "rouge_l"):
-            comp[m] = M.paired_bootstrap([ra[i].get(m) for i in ids], [rb[i].get(m) for i in ids],
-                                         config.eval.bootstrap, config.eval.seed)
-        out.append(comp)
-    return out
+    by_arm = _by_arm(rows)
+    return [{"a": a.name, "b": b.name, **_paired(by_arm.get(a.name, {}), by_arm.get(b.name, {}),
+                                                 config.eval.bootstrap, config.eval.seed)} for a, b in pairs]
+
+
+def _paired(ra: dict, rb: dict, bootstrap: int, seed: int) -> dict:
+    """Rows ``ra`` against rows ``rb`` (question id -> row) on the questions both hold: an exact McNemar
+    test on correct answers and a paired bootstrap of each score's difference."""
+    ids = [i for i in ra if i in rb]
+    comp = {"questions": len(ids),
+            "correct": M.mcnemar([ra[i]["correct"] for i in ids], [rb[i]["correct"] for i in ids])}
+    for m in ("f1", "semantic_sim", "rouge_l"):
+        comp[m] = M.paired_bootstrap([ra[i].get(m) for i in ids], [rb[i].get(m) for i in ids], bootstrap, seed)
+    return comp
 
 
 def compare_runs(new: str | Path, old: str | Path, arm_new: str | None = None, arm_old: str | None = None,
@@ -249,52 +252,50 @@ def compare_runs(new: str | Path, old: str | Path, arm_new: str | None = None, a
     """Paired differences ``new`` − ``old`` between two ``ragqa eval`` report folders on the questions both
     answered: did a change of config, index, prompt or adapter help? One comparison per arm the two share
     by name, or the one pair named by ``arm_new``/``arm_old`` (e.g. an adapter against ``auto``)."""
-    from ragqa.errors import RagqaError
-
-    runs = {folder: _arm_rows(Path(folder)) for folder in (new, old)}
-    a, b = runs[new], runs[old]
+    a, b = _arm_rows(Path(new)), _arm_rows(Path(old))
     pairs = [(arm_new or arm_old, arm_old or arm_new)] if arm_new or arm_old else [(x, x) for x in a if x in b]
     if not pairs:
         raise RagqaError(f"{new} and {old} share no arm (arms: {', '.join(a)} / {', '.join(b)}) — "
                          "name the two with --arm-new and --arm-old")
-    for (folder, rows), arm in [((new, a), x) for x, _ in pairs] + [((old, b), y) for _, y in pairs]:
+    for folder, rows, arm in [(new, a, x) for x, _ in pairs] + [(old, b, y) for _, y in pairs]:
         if arm not in rows:
             raise RagqaError(f"{folder}: no arm {arm!r} (it has: {', '.join(rows)}) — pick one of those")
-    return [_paired_runs(x, a[x], y, b[y], bootstrap, seed) for x, y in pairs]
+    return [_run_pair(x, a[x], y, b[y], bootstrap, seed) for x, y in pairs]
 
 
-def _paired_runs(x: str, ra: dict, y: str, rb: dict, bootstrap: int, seed: int) -> dict:
-    """Arm ``x``'s rows against arm ``y``'s on their shared questions: answers changed, and per metric both
-    means and the paired difference with its interval."""
-    from ragqa.errors import RagqaError
-
+def _run_pair(x: str, ra: dict, y: str, rb: dict, bootstrap: int, seed: int) -> dict:
+    """``_paired`` for arm ``x`` of one run against arm ``y`` of another, with the answers that changed and
+    each score's mean in both runs over the questions compared."""
     ids = [i for i in ra if i in rb]
     if not ids:
         raise RagqaError(f"{x} and {y} share no question — compare runs of the same question set")
-    comp = {"new": x, "old": y, "questions": len(ids), "changed": sum(ra[i]["answer"] != rb[i]["answer"] for i in ids)}
-    for m in ("f1", "semantic_sim"):
-        va, vb = [ra[i].get(m) for i in ids], [rb[i].get(m) for i in ids]
-        kept = [(p, q) for p, q in zip(va, vb) if p is not None and q is not None]  # as the paired bootstrap keeps
-        comp[m] = {**M.paired_bootstrap(va, vb, bootstrap, seed), "new": sum(p for p, _ in kept) / max(1, len(kept)),
-                   "old": sum(q for _, q in kept) / max(1, len(kept))}
+    comp = {"new": x, "old": y, **_paired(ra, rb, bootstrap, seed)}
+    comp["changed"] = sum(ra[i]["answer"] != rb[i]["answer"] for i in ids)
+    for m in ("f1", "semantic_sim", "rouge_l"):
+        both = [(ra[i][m], rb[i][m]) for i in ids if ra[i].get(m) is not None and rb[i].get(m) is not None]
+        comp[m].update(new=sum(p for p, _ in both) / max(1, len(both)), old=sum(q for _, q in both) / max(1, len(both)))
     return comp
 
 
 def _arm_rows(folder: Path) -> dict[str, dict[str, dict]]:
     """A report folder's ``results.jsonl`` as arm -> question id -> row."""
-    from ragqa.errors import RagqaError
-
     path = folder / "results.jsonl" if folder.is_dir() else folder
     if not path.is_file():
         raise RagqaError(f"{folder}: no results.jsonl — give a folder written by `ragqa eval --out`")
-    arms: dict[str, dict[str, dict]] = {}
+    rows = []
     for n, line in enumerate(path.open(encoding="utf-8"), 1):
         try:
-            row = json.loads(line) if line.strip() else None
+            rows += [json.loads(line)] if line.strip() else []
         except json.JSONDecodeError:
             raise RagqaError(f"{path}:{n}: not JSON — the file is damaged; run `ragqa eval` again") from None
-        if row:
-            arms.setdefault(row["arm"], {})[row["id"]] = row
+    return _by_arm(rows)
+
+
+def _by_arm(rows: list[dict]) -> dict[str, dict[str, dict]]:
+    """Result rows as arm -> question id -> row."""
+    arms: dict[str, dict[str, dict]] = {}
+    for row in rows:
+        arms.setdefault(row["arm"], {})[row["id"]] = row
     return arms
 
 
