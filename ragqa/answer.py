@@ -224,11 +224,14 @@ def _retrieve(result: Answer, retriever, generator, config: AnswerConfig, histor
     (nothing relevant: abstained; a script the model barely reads: answered by the lead quote)."""
     question = result.question
     result.query = retrieval_query(question, history, config.history_turns)
-    hits = retriever.search(result.query, k=k or config.k, doc=doc)
-    if _nothing_relevant(hits, config, doc):
+    k = k or config.k
+    hits = retriever.search(result.query, k=max(k, config.rerank_depth), doc=doc)
+    if _nothing_relevant(hits[:k], config, doc):
+        hits = hits[:k]
         result.sources = fit_sources(hits, generator, config.context_tokens)
         _abstain(result)
         return False
+    hits = _reranked(result, hits, generator, k)
     quote_only = _unread_script(question, generator, config.quote_only_above) if config.lead_quote else 0.0
     # the model reads no source of a quote-only answer: the lead is sought in the whole passages
     result.sources, best = _sources_and_lead(question, hits, generator, retriever.embedder, config,
@@ -244,6 +247,20 @@ def _retrieve(result: Answer, retriever, generator, config: AnswerConfig, histor
         return False
     _add_background(result, retriever, generator, config, doc)
     return True
+
+
+def _reranked(result: Answer, hits: list, generator, k: int) -> list:
+    """The first ``k`` of ``hits`` after reranking them by the likelihood of the question each would make
+    (``answer.rerank_depth``), scored by the untuned model; a generator that cannot score keeps the order."""
+    from retrieval.rerank import rerank
+
+    if len(hits) <= k or not hasattr(generator, "loglik_batch"):
+        return hits[:k]
+    started = time.perf_counter()
+    with generator.untuned():
+        hits = rerank(result.query, hits, generator.loglik_batch)
+    result.timings["rerank_ms"] = round(1000 * (time.perf_counter() - started), 1)
+    return hits[:k]
 
 
 def _sources_and_lead(question: str, hits, generator, embedder, config: AnswerConfig,

@@ -231,6 +231,9 @@ class AnswerConfig:
     # topic, so scoped QASPER questions score 0.16-0.67 although answerable
     abstain_below_scoped: float = 0.12
     history_turns: int = 2  # previous user turns folded into a follow-up's retrieval query
+    # retrieve this many passages and keep the k the model finds most likely to make the question (UPR
+    # reranking, retrieval/rerank.py); 0 = keep retrieval's order
+    rerank_depth: int = 0
     # keep only the passages' sentences closest to the question, this many tokens in all (0 = whole passages):
     # QASPER dev semantic sim. 0.361 -> 0.474 with SmolLM2-135M, and a 3x shorter prompt (bench/answer_quality.py)
     focus_tokens: int = 300

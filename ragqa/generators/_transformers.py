@@ -138,6 +138,23 @@ class TransformersGenerator:
         logp = torch.log_softmax(logits, -1).gather(1, cont[0][:, None])
         return float(logp.mean())
 
+    def loglik_batch(self, chats: list[Messages], continuation: str) -> list[float]:
+        """``loglik`` of one ``continuation`` after each of several chats, in one left-padded pass:
+        the continuation ends every row, so only its logits are computed (reranking passages by the
+        likelihood of the question they would make, ``retrieval.rerank``)."""
+        import torch
+
+        enc = self.batch_ids(chats)
+        cont = self.tokenizer(continuation, add_special_tokens=False, return_tensors="pt").input_ids.to(enc.input_ids.device)
+        ids = torch.cat([enc.input_ids, cont.expand(len(chats), -1)], dim=1)
+        mask = torch.cat([enc.attention_mask, torch.ones_like(cont).expand(len(chats), -1)], dim=1)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: each row counts from its first token
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                                logits_to_keep=cont.shape[1] + 1).logits[:, :-1].float()
+        logp = torch.log_softmax(logits, -1).gather(2, cont.expand(len(chats), -1)[..., None])
+        return logp[..., 0].mean(dim=1).tolist()
+
     def generate(self, messages: Messages, max_new_tokens: int | None = None) -> Iterator[str]:
         import torch
         from transformers import TextIteratorStreamer
