@@ -1,8 +1,10 @@
 """Retrieval quality over the whole dev corpus: doc-hit@1, doc-hit@5, MRR, answer recall@5 (the gold
 answer's content words in the 5 passages an answer is made from) and, where a set labels its evidence
-(the rag-dataset's ``reference_contexts``), evidence@5 — for dense, BM25 and hybrid.
+(the rag-dataset's ``reference_contexts``), evidence@5 — for dense, BM25, hybrid and hybrid reranked
+by the answer model (UPR, ``answer.rerank_depth``: what the answer pipeline reads).
 
     python bench/retrieval_quality.py [--qa FILE ...] [--corpus ../shared/evalcorpus] [--index bench-dev]
+        [--no-rerank]
 
 Every PDF and blog post of the corpus is ingested (incremental: only once), distractors included,
 so a question about bert.pdf competes with 42 other documents, as a user's library would. Gold
@@ -19,6 +21,7 @@ import unicodedata
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 from _common import EVALCORPUS, corpus_files, table, write_result
 
 QA_SETS = ["aragog_dev_qa.jsonl", "aragog_dev_redteaming_qa.jsonl", "aragog_dev_llama_ragdataset_gpt35.jsonl"]
@@ -29,6 +32,7 @@ def main() -> None:
     ap.add_argument("--qa", type=Path, nargs="+", default=[EVALCORPUS / "aragog" / n for n in QA_SETS])
     ap.add_argument("--corpus", type=Path, default=EVALCORPUS)
     ap.add_argument("--index", default="bench-dev")
+    ap.add_argument("--no-rerank", action="store_true", help="skip the reranked row (it loads the answer model)")
     args = ap.parse_args()
     for qa in args.qa:
         if not qa.exists():
@@ -42,23 +46,41 @@ def main() -> None:
     embedder = load_embedder()
     ingest(corpus_files(args.corpus), index=args.index, embedder=embedder)
     retriever = Retriever(IndexStore.open(args.index), embedder)
+    rerank = None if args.no_rerank else reranker()
     results = []
     for qa in args.qa:
-        results += evaluate(retriever, qa)
+        results += evaluate(retriever, qa, rerank=rerank)
     table(results)
     write_result("retrieval_quality", {"corpus": str(args.corpus), "documents": len(retriever.store.manifest.docs),
                                        "chunks": len(retriever.store.chunks), "results": results})
 
 
-def evaluate(retriever, qa: Path, k: int = 5) -> list[dict]:
+def reranker():
+    """The answer pipeline's reranking: the default answer model, untuned, at ``answer.rerank_depth``."""
+    from ragqa.config import load_config
+    from ragqa.generators import load_generator
+    from retrieval.rerank import rerank
+
+    config = load_config(None)
+    generator = load_generator(config.generator)
+
+    def run(question: str, hits: list) -> list:
+        with generator.untuned():
+            return rerank(question, hits[:config.answer.rerank_depth], generator.loglik_batch)
+    return run
+
+
+def evaluate(retriever, qa: Path, k: int = 5, rerank=None) -> list[dict]:
     from ragqa.citations import content_words
 
     rows = [json.loads(line) for line in qa.open() if line.strip()]
     results = []
-    for mode in ("dense", "bm25", "hybrid"):
+    for mode in ("dense", "bm25", "hybrid") + (("hybrid+rerank",) if rerank else ()):
         ranks, recall, evidence = [], [], []
-        for r in rows:
-            hits = retriever.search(r["question"], k=10, mode=mode)
+        for r in tqdm(rows, desc=f"{qa.stem} {mode}", disable=mode != "hybrid+rerank"):
+            hits = retriever.search(r["question"], k=10, mode=mode.split("+")[0])
+            if mode == "hybrid+rerank":
+                hits = rerank(r["question"], hits)
             docs = list(dict.fromkeys(Path(h.chunk.path).name for h in hits))
             ranks.append(docs.index(r["source_pdf"]) + 1 if r["source_pdf"] in docs else None)
             passages = " ".join(h.chunk.text for h in hits[:k])

@@ -1,8 +1,9 @@
 """The one answer pipeline behind ``ragqa ask``, ``ragqa chat``, the web UI and evaluation.
 
 retrieve (with the conversation folded into follow-up questions) → abstain if nothing is
-relevant enough → background for the question's specialized terms → prompt in the model's
-chat template, under token budgets → streamed generation → citation check and evidence.
+relevant enough → rerank by the likelihood of the question (UPR) → background for the question's
+specialized terms → prompt in the model's chat template, under token budgets → streamed generation
+→ citation check and evidence.
 """
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ class Answer:
                     "the model was not called")
         fallback = " (its adapter's reply said nothing: answered untuned)" if t.get("untuned_fallback") else ""
         looped = " · the reply began repeating itself and was stopped" if t.get("loop_stops") else ""
-        return (f"retrieval {t.get('retrieval_ms', 0):.0f} ms · prompt {t.get('prompt_tokens', 0)} tokens · "
+        reranked = f" (reranking {t['rerank_ms']:.0f} ms)" if t.get("rerank_ms") else ""
+        return (f"retrieval {t.get('retrieval_ms', 0):.0f} ms{reranked} · prompt {t.get('prompt_tokens', 0)} tokens · "
                 f"first token {t.get('ttft_s') or 0:.2f} s · {t.get('tokens_per_s') or 0:.1f} tokens/s · "
                 f"{t.get('tokens', 0)} tokens · {self.model}{fallback}{looped}")
 
@@ -231,8 +233,9 @@ def _retrieve(result: Answer, retriever, generator, config: AnswerConfig, histor
         result.sources = fit_sources(hits, generator, config.context_tokens)
         _abstain(result)
         return False
-    hits = _reranked(result, hits, generator, k)
     quote_only = _unread_script(question, generator, config.quote_only_above) if config.lead_quote else 0.0
+    # a model that barely reads the question's script would rerank by noise
+    hits = hits[:k] if quote_only else _reranked(result, hits, generator, config, k)
     # the model reads no source of a quote-only answer: the lead is sought in the whole passages
     result.sources, best = _sources_and_lead(question, hits, generator, retriever.embedder, config,
                                              math.inf if quote_only else config.context_tokens)
@@ -249,12 +252,13 @@ def _retrieve(result: Answer, retriever, generator, config: AnswerConfig, histor
     return True
 
 
-def _reranked(result: Answer, hits: list, generator, k: int) -> list:
+def _reranked(result: Answer, hits: list, generator, config: AnswerConfig, k: int) -> list:
     """The first ``k`` of ``hits`` after reranking them by the likelihood of the question each would make
-    (``answer.rerank_depth``), scored by the untuned model; a generator that cannot score keeps the order."""
+    (``answer.rerank_depth``), scored by the untuned model; a generator that cannot score (a server) keeps
+    retrieval's order."""
     from retrieval.rerank import rerank
 
-    if len(hits) <= k or not hasattr(generator, "loglik_batch"):
+    if not config.rerank_depth or not hasattr(generator, "loglik_batch"):
         return hits[:k]
     started = time.perf_counter()
     with generator.untuned():

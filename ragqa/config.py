@@ -231,9 +231,9 @@ class AnswerConfig:
     # topic, so scoped QASPER questions score 0.16-0.67 although answerable
     abstain_below_scoped: float = 0.12
     history_turns: int = 2  # previous user turns folded into a follow-up's retrieval query
-    # retrieve this many passages and keep the k the model finds most likely to make the question (UPR
-    # reranking, retrieval/rerank.py); 0 = keep retrieval's order
-    rerank_depth: int = 0
+    # retrieve this many passages (at least k) and keep the k from which the answer model finds the question
+    # most likely (UPR reranking, retrieval/rerank.py); 0 = retrieval's order
+    rerank_depth: int = 10
     # keep only the passages' sentences closest to the question, this many tokens in all (0 = whole passages):
     # QASPER dev semantic sim. 0.361 -> 0.474 with SmolLM2-135M, and a 3x shorter prompt (bench/answer_quality.py)
     focus_tokens: int = 300
@@ -257,6 +257,9 @@ class AnswerConfig:
             raise ConfigError(f"answer.k={self.k}: must be >= 1")
         if self.context_tokens < 64:
             raise ConfigError(f"answer.context_tokens={self.context_tokens}: use at least 64")
+        if self.rerank_depth < 0:
+            raise ConfigError(f"answer.rerank_depth={self.rerank_depth}: 0 (retrieval's order) or the number of "
+                              "passages to rerank, e.g. 10")
         for name in ("abstain_below", "abstain_below_scoped"):
             if not -1 <= getattr(self, name) <= 1:
                 raise ConfigError(f"answer.{name}={getattr(self, name)}: a cosine, between -1 and 1")

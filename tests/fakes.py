@@ -155,6 +155,21 @@ class TunedQueueGenerator(QueueGenerator):
         yield from source(messages, max_new_tokens)
 
 
+class ScoringQueueGenerator(TunedQueueGenerator):
+    """A tuned queue generator that can also score, as ``TransformersGenerator.loglik_batch`` does: the
+    "likelihood" of a question after a passage is the share of the question's words the passage holds
+    (a model's does rise with it). Records each scoring call and whether the adapter was off."""
+
+    def __init__(self, *replies: str):
+        super().__init__(list(replies), [])
+        self.scored: list[tuple[int, bool]] = []  # (passages scored, untuned) per call
+
+    def loglik_batch(self, chats, continuation):
+        self.scored.append((len(chats), self.in_base))
+        words = set(continuation.lower().strip("?").split())
+        return [len(words & set(c[-1]["content"].lower().split())) / len(words) for c in chats]
+
+
 class LoopingQueueGenerator(QueueGenerator):
     """Replies ending in "again again" stand for replies the loop stop cut (``looped``, as
     TransformersGenerator reports it after each call)."""

@@ -3,7 +3,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from fakes import LoopingQueueGenerator, QueueGenerator, TunedQueueGenerator, WordEmbedder, plain_answer_config
+from fakes import (LoopingQueueGenerator, QueueGenerator, ScoringQueueGenerator, TunedQueueGenerator, WordEmbedder,
+                   plain_answer_config)
 from ingest import ingest
 from ragqa.answer import ABSTAIN, Answer, answer, answer_batch, retrieval_query, stream_answer
 from ragqa.cli import app
@@ -539,6 +540,22 @@ def test_a_lead_quote_sheds_the_heading_or_footnote_mark_pdf_layout_glued_to_it(
 
 
 BERT_TASKS = "Masked language modelling and next sentence prediction [1]."
+
+
+def test_passages_are_reranked_by_the_likelihood_of_the_question_with_the_adapter_off(retriever):
+    """UPR: the question names BERT, so retrieval's title ranking puts bert.md first, but the passage
+    that would make a reader ask it is LoRA's; the model scores ``rerank_depth`` passages untuned."""
+    question = "Which adapters make fine-tuning of BERT cheap?"
+    cfg = plain_answer_config(k=1, abstain_below=0.1, rerank_depth=4)
+    unscored = answer(question, QueueGenerator("LoRA."), retriever, config=cfg)  # a server: cannot score
+    assert unscored.sources[0].chunk.path.endswith("bert.md") and "rerank_ms" not in unscored.timings
+    gen = ScoringQueueGenerator("LoRA.")
+    result = answer(question, gen, retriever, config=cfg)
+    assert result.sources[0].chunk.path.endswith("lora.md")
+    assert gen.scored == [(4, True)] and "reranking" in result.timing_line()
+    off = ScoringQueueGenerator("LoRA.")
+    kept = answer(question, off, retriever, config=plain_answer_config(k=1, abstain_below=0.1, rerank_depth=0))
+    assert kept.sources[0].chunk.path.endswith("bert.md") and off.scored == []
 
 
 @pytest.mark.parametrize("streamed", [True, False])

@@ -120,3 +120,21 @@ def test_real_papers_lead_with_whole_sentences_that_say_something(aragog_home, r
     sources = [Source(i + 1, h.chunk, h.chunk.text) for i, h in enumerate(r.search(question, k=5))]
     lead = best_sentences(question, sources, real_embedder, 1, hybrid=True)[0][1]
     assert "In the rest of this paper" not in lead and not lead.endswith(":")
+
+
+@pytest.mark.evalcorpus
+def test_reranking_finds_the_paper_a_question_does_not_name(aragog_home, real_embedder, real_generator, monkeypatch):
+    """A question that names no paper ("across all models") about LLaMA's per-subject MMLU table: the
+    answer model, adapter off, scores the retrieved passages by how likely each makes the question (UPR)
+    and the labelled paper's passage comes first."""
+    from retrieval.rerank import rerank
+
+    monkeypatch.setenv("RAGQA_HOME", str(aragog_home))
+    r = Retriever(IndexStore.open("aragog"), real_embedder)
+    question = "Which subject area in the STEM category has the highest average performance across all models?"
+    hits = r.search(question, k=10)
+    with real_generator.untuned():
+        reranked = rerank(question, hits, real_generator.loglik_batch)
+    assert reranked[0].chunk.path.endswith("llama.pdf") and {h.chunk.id for h in reranked} == {h.chunk.id for h in hits}
+    result = answer(question, real_generator, r)
+    assert result.sources[0].chunk.path.endswith("llama.pdf") and result.timings["rerank_ms"] > 0

@@ -36,6 +36,8 @@ def test_invalid_values_name_the_field_and_fix(tmp_path):
         load_config(f)
     with pytest.raises(ConfigError, match=r"data.reply_kinds: unknown \['riddles'\] — use some of factual"):
         load_config(None, data={"reply_kinds": "factual,riddles"})
+    with pytest.raises(ConfigError, match=r"answer.rerank_depth=-1: 0 \(retrieval's order\) or the number"):
+        load_config(None, answer={"rerank_depth": -1})
 
 
 def test_the_example_config_shows_the_defaults():

@@ -310,6 +310,17 @@ def test_loglik_is_the_mean_log_probability_of_the_continuation(tmp_path):
     assert gen.loglik(MESSAGES, "an encoder .") != pytest.approx(gen.loglik(MESSAGES, "what is bert ?"), abs=1e-3)
 
 
+def test_loglik_batch_gives_each_chat_what_loglik_gives_it_alone(tmp_path):
+    """Reranking scores passages of different lengths in one left-padded batch: padding must not
+    change any row's value."""
+    gen = TransformersGenerator(GeneratorConfig(model=tiny_model(tmp_path / "tiny"), precision="fp32"))
+    chats = [[{"role": "user", "content": text}] for text in
+             ("bert is an encoder .", "what is bert ? bert is an encoder trained on masked words .", "gpt")]
+    alone = [gen.loglik(chat, "an encoder .") for chat in chats]
+    assert gen.loglik_batch(chats, "an encoder .") == pytest.approx(alone, abs=1e-4)
+    assert len({round(v, 3) for v in alone}) == 3  # the chats do score differently
+
+
 def test_the_reply_repeat_penalty_lowers_only_what_would_say_a_phrase_of_the_reply_again():
     import torch
 
