@@ -21,8 +21,14 @@ def rerank(question: str, hits: list, score: Scorer) -> list:
     """``hits`` reordered by the likelihood of ``question`` after each passage, ties in their order."""
     if len(hits) < 2:
         return list(hits)
-    chats = [[{"role": "user", "content": f"Passage: {prompt_text(h.chunk.text)[:PASSAGE_CHARS]}\n\n{INSTRUCTION}"}]
+    chats = [[{"role": "user", "content": f"Passage: {_titled(h.chunk)}\n\n{INSTRUCTION}"}]
              for h in hits]
     likelihoods = score(chats, question)
     order = sorted(range(len(hits)), key=lambda i: (-likelihoods[i], i))
     return [hits[i] for i in order]
+
+
+def _titled(chunk) -> str:
+    """The passage as UPR reads Wikipedia's: its document's title, then its text."""
+    text = prompt_text(chunk.text)[:PASSAGE_CHARS]
+    return f"{chunk.title}. {text}" if chunk.title and not text.startswith(chunk.title) else text
