@@ -558,6 +558,25 @@ def test_passages_are_reranked_by_the_likelihood_of_the_question_with_the_adapte
     assert kept.sources[0].chunk.path.endswith("bert.md") and off.scored == []
 
 
+def test_rerank_reads_each_passage_after_its_title_and_keeps_ties_in_order():
+    from types import SimpleNamespace as NS
+
+    from retrieval.rerank import INSTRUCTION, rerank
+
+    hits = [NS(chunk=NS(title="LoRA", text="LoRA. It freezes weights.")), NS(chunk=NS(title="BERT", text="It masks words.")),
+            NS(chunk=NS(title="GPT", text="GPT predicts tokens.")), NS(chunk=NS(title="", text="## Notes\nNo title here."))]
+    seen = []
+
+    def score(chats, question):
+        seen.extend(c[0]["content"] for c in chats)
+        return [0.0, -0.5, 0.0, -1.0]
+    assert [h.chunk.title for h in rerank("Which model masks words?", hits, score)] == ["LoRA", "GPT", "BERT", ""]
+    assert seen[1] == f"Passage: BERT. It masks words.\n\n{INSTRUCTION}"
+    assert seen[0] == f"Passage: LoRA. It freezes weights.\n\n{INSTRUCTION}"  # a first chunk opens with its title: once
+    assert seen[3] == f"Passage: No title here.\n\n{INSTRUCTION}"  # heading marks dropped, as the model reads passages
+    assert rerank("q", hits[:1], score) == hits[:1]  # nothing to reorder: the model is not asked
+
+
 @pytest.mark.parametrize("streamed", [True, False])
 def test_a_tuned_reply_that_says_nothing_is_asked_again_of_the_untuned_model(retriever, streamed, monkeypatch):
     import itertools
