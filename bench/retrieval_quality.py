@@ -57,17 +57,13 @@ def main() -> None:
 
 def reranker():
     """The answer pipeline's reranking: the default answer model, untuned, at ``answer.rerank_depth``."""
+    from ragqa.answer import rerank_by_model
     from ragqa.config import load_config
     from ragqa.generators import load_generator
-    from retrieval.rerank import rerank
 
     config = load_config(None)
     generator = load_generator(config.generator)
-
-    def run(question: str, hits: list) -> list:
-        with generator.untuned():
-            return rerank(question, hits[:config.answer.rerank_depth], generator.loglik_batch)
-    return run
+    return lambda question, hits: rerank_by_model(question, hits[:config.answer.rerank_depth], generator)
 
 
 def evaluate(retriever, qa: Path, k: int = 5, rerank=None) -> list[dict]:

@@ -16,7 +16,7 @@ from typing import Iterator
 from ragqa.citations import Citation, Evidence, check_citations, find_evidence
 from ragqa.config import AnswerConfig
 from ragqa.errors import RagqaError
-from ragqa.generators import BatchGenerator
+from ragqa.generators import BatchGenerator, ScoringGenerator
 from ragqa.reply import NO_REPLY, NO_REPLY_ZH, reply_complete, shape  # noqa: F401 (shape re-exported)
 from ragqa.text import CJK_RUN
 from retrieval.context import (ABSTAIN, Source, abstain_text, best_sentences, build_messages, fit_sources, focus_sources,
@@ -253,18 +253,22 @@ def _retrieve(result: Answer, retriever, generator, config: AnswerConfig, histor
 
 
 def _reranked(result: Answer, hits: list, generator, config: AnswerConfig, k: int) -> list:
-    """The first ``k`` of ``hits`` after reranking them by the likelihood of the question each would make
-    (``answer.rerank_depth``), scored by the untuned model; a generator that cannot score (a server) keeps
-    retrieval's order."""
-    from retrieval.rerank import rerank
-
-    if not config.rerank_depth or not hasattr(generator, "loglik_batch"):
+    """The first ``k`` of ``hits`` after ``rerank_by_model`` (``answer.rerank_depth``), timed."""
+    if not config.rerank_depth or not isinstance(generator, ScoringGenerator):
         return hits[:k]
     started = time.perf_counter()
-    with generator.untuned():
-        hits = rerank(result.query, hits, generator.loglik_batch)
+    hits = rerank_by_model(result.query, hits, generator)
     result.timings["rerank_ms"] = round(1000 * (time.perf_counter() - started), 1)
     return hits[:k]
+
+
+def rerank_by_model(question: str, hits: list, generator: ScoringGenerator) -> list:
+    """``hits`` reordered by the likelihood of ``question`` after each (``retrieval.rerank``), scored by
+    ``generator`` with its adapter off: the reranker is the base model, whatever adapter answers."""
+    from retrieval.rerank import rerank
+
+    with generator.untuned():
+        return rerank(question, hits, generator.loglik_batch)
 
 
 def _sources_and_lead(question: str, hits, generator, embedder, config: AnswerConfig,

@@ -164,6 +164,9 @@ class ScoringQueueGenerator(TunedQueueGenerator):
         super().__init__(list(replies), [])
         self.scored: list[tuple[int, bool]] = []  # (passages scored, untuned) per call
 
+    def loglik(self, messages, continuation):
+        return self.loglik_batch([messages], continuation)[0]
+
     def loglik_batch(self, chats, continuation):
         self.scored.append((len(chats), self.in_base))
         words = set(continuation.lower().strip("?").split())

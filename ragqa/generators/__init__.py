@@ -50,10 +50,13 @@ class BatchGenerator(Protocol):
 
 @runtime_checkable
 class ScoringGenerator(Protocol):
-    """An optional capability: the log-likelihood of a reply (multiple-choice scoring)."""
+    """An optional capability: the log-likelihood of a reply (multiple-choice scoring, passage reranking)."""
 
     def loglik(self, messages: Messages, continuation: str) -> float:
         """Mean log-probability per token of ``continuation`` as the reply."""
+
+    def loglik_batch(self, chats: list[Messages], continuation: str) -> list[float]:
+        """``loglik`` of one ``continuation`` after each of several chats."""
 
 
 @lru_cache(maxsize=2)

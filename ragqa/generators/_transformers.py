@@ -127,21 +127,12 @@ class TransformersGenerator:
 
     def loglik(self, messages: Messages, continuation: str) -> float:
         """Mean log-probability per token of ``continuation`` as the reply (multiple-choice scoring)."""
-        import torch
-
-        prompt = self.prompt_ids(messages)
-        cont = self.tokenizer(continuation, add_special_tokens=False, return_tensors="pt").input_ids.to(prompt.device)
-        ids = torch.cat([prompt, cont], dim=1)
-        with torch.inference_mode():
-            # the logits that predict the continuation's tokens only (the prompt's would be most of them)
-            logits = self.model(input_ids=ids, logits_to_keep=cont.shape[1] + 1).logits[0, :-1].float()
-        logp = torch.log_softmax(logits, -1).gather(1, cont[0][:, None])
-        return float(logp.mean())
+        return self.loglik_batch([messages], continuation)[0]
 
     def loglik_batch(self, chats: list[Messages], continuation: str) -> list[float]:
         """``loglik`` of one ``continuation`` after each of several chats, in one left-padded pass:
-        the continuation ends every row, so only its logits are computed (reranking passages by the
-        likelihood of the question they would make, ``retrieval.rerank``)."""
+        the continuation ends every row, so only its logits are computed, not the prompts' (reranking
+        passages by the likelihood of the question they would make, ``retrieval.rerank``)."""
         import torch
 
         enc = self.batch_ids(chats)
