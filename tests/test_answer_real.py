@@ -138,3 +138,19 @@ def test_reranking_finds_the_paper_a_question_does_not_name(aragog_home, real_em
     assert reranked[0].chunk.path.endswith("llama.pdf") and {h.chunk.id for h in reranked} == {h.chunk.id for h in hits}
     result = answer(question, real_generator, r)
     assert result.sources[0].chunk.path.endswith("llama.pdf") and result.timings["rerank_ms"] > 0
+
+
+@pytest.mark.evalcorpus
+def test_the_tuned_reply_says_the_answer_where_it_wrote_a_source_marker(aragog_home, real_embedder, real_generator,
+                                                                         monkeypatch):
+    """With markers it could write, the shipped adapter replied "The methodology used to generate minor
+    perturbations in the candidate passage for evaluation is [1].": a reply saying nothing, left out and
+    asked again untuned. Held back from "[", it names the perturbation model itself."""
+    monkeypatch.setenv("RAGQA_HOME", str(aragog_home))
+    r = Retriever(IndexStore.open("aragog"), real_embedder)
+    question = "What methodology does DetectGPT use to generate minor perturbations in the candidate passage?"
+    result = answer(question, real_generator, r)
+    reply = result.text.removeprefix(result.lead).strip()
+    assert result.lead and reply and "[" not in reply and not result.timings.get("untuned_fallback")
+    assert "t5" in reply.lower() or "perturb" in reply.lower()
+    assert_citations_honest(result)

@@ -76,13 +76,14 @@ def test_plain_prompt_for_models_without_a_chat_template():
 
 # --- transformers backend on tiny in-process models (peft's own tests do the same) ---
 
-def tiny_model(folder, hidden=16):
-    """A 2-layer Llama with a word-level tokenizer, saved like any Hugging Face model."""
+def tiny_model(folder, hidden=16, extra: tuple[str, ...] = ()):
+    """A 2-layer Llama with a word-level tokenizer, saved like any Hugging Face model (``extra``: words
+    added after the usual ones, which keep their ids and the model its weights' order)."""
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    words = ["<pad>", "<eos>", "<unk>"] + "what is bert an encoder be brief question answer : ? .".split()
+    words = ["<pad>", "<eos>", "<unk>"] + "what is bert an encoder be brief question answer : ? .".split() + list(extra)
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", pad_token="<pad>", unk_token="<unk>")
@@ -364,3 +365,19 @@ def test_the_repeat_penalty_keeps_a_looping_model_out_of_the_loop_stop(tmp_path)
     held = TransformersGenerator(GeneratorConfig(model=path, max_new_tokens=48, precision="fp32", prompt_lookup=0))
     free.generate_batch(chats), held.generate_batch(chats)
     assert sum(free.looped) > sum(held.looped)
+
+
+def test_the_reply_holds_no_source_markers_unless_the_config_lets_it(tmp_path):
+    import torch
+
+    path = tiny_model(tmp_path / "tiny", extra=("[", "1", "]", "[[", "x["))
+    held = TransformersGenerator(GeneratorConfig(model=path, precision="fp32", prompt_lookup=0))
+    free = TransformersGenerator(GeneratorConfig(model=path, precision="fp32", prompt_lookup=0, reply_markers=True))
+    vocab = held.tokenizer.get_vocab()
+    assert held._bracket_ids == sorted(vocab[w] for w in ("[", "[[", "x["))  # "1" and "]" stay free
+    ids = held.prompt_ids(MESSAGES)
+    scores = torch.zeros(1, len(vocab))
+    banned = held._processors(ids.shape[1])(ids, scores.clone())[0]
+    allowed = free._processors(ids.shape[1])(ids, scores.clone())[0]
+    assert torch.isinf(banned[held._bracket_ids]).all() and not torch.isinf(banned[vocab["1"]])
+    assert not torch.isinf(allowed).any()

@@ -9,6 +9,7 @@ import importlib.util
 import json
 import re
 import threading
+from functools import cached_property
 from pathlib import Path
 from typing import Iterator
 
@@ -123,7 +124,17 @@ class TransformersGenerator:
         from transformers import LogitsProcessorList
 
         penalty, growth = self.config.reply_repeat_penalty, self.config.reply_repeat_growth
-        return LogitsProcessorList([_ReplyRepeatPenalty(prompt_len, penalty, growth=growth)] if penalty else [])
+        processors = LogitsProcessorList([_ReplyRepeatPenalty(prompt_len, penalty, growth=growth)] if penalty else [])
+        if not self.config.reply_markers and self._bracket_ids:
+            from transformers import SuppressTokensLogitsProcessor
+
+            processors.append(SuppressTokensLogitsProcessor(self._bracket_ids, device=self.model.device))
+        return processors
+
+    @cached_property
+    def _bracket_ids(self) -> list[int]:
+        """The tokens that hold "[": what a source marker ("[1]", " [2]") is written with."""
+        return bracket_ids(self.tokenizer)
 
     def loglik(self, messages: Messages, continuation: str) -> float:
         """Mean log-probability per token of ``continuation`` as the reply (multiple-choice scoring)."""
@@ -294,6 +305,12 @@ def stop_ids(tokenizer, model=None) -> set[int]:
     eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     ids |= set(eos) if isinstance(eos, (list, tuple)) else {eos}
     return {i for i in ids if i is not None}
+
+
+def bracket_ids(tokenizer) -> list[int]:
+    """Ids of the vocabulary's tokens that contain "[" (byte-level "Ġ[", SentencePiece "▁[", "[[" too)."""
+    vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    return [i for i, token in enumerate(vocab) if token and "[" in token]
 
 
 def plain_prompt(messages: Messages) -> str:
