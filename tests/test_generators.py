@@ -381,3 +381,23 @@ def test_the_reply_holds_no_source_markers_unless_the_config_lets_it(tmp_path):
     allowed = free._processors(ids.shape[1])(ids, scores.clone())[0]
     assert torch.isinf(banned[held._bracket_ids]).all() and not torch.isinf(banned[vocab["1"]])
     assert not torch.isinf(allowed).any()
+
+
+def test_a_reply_cannot_end_right_after_a_colon(tmp_path):
+    import torch
+
+    path = tiny_model(tmp_path / "tiny")
+    gen = TransformersGenerator(GeneratorConfig(model=path, precision="fp32", prompt_lookup=0))
+    vocab = gen.tokenizer.get_vocab()
+    assert gen._colon_ids == [vocab[":"]]
+    prompt = gen.prompt_ids(MESSAGES)
+    opening = torch.cat([prompt, torch.tensor([[vocab["answer"], vocab[":"]]])], dim=1)  # "answer :"
+    finished = torch.cat([prompt, torch.tensor([[vocab["answer"], vocab["."]]])], dim=1)
+    rows = torch.cat([opening, finished])
+    scores = gen._processors(prompt.shape[1])(rows, torch.zeros(2, len(vocab)))
+    ends = sorted(gen._ends())
+    assert torch.isinf(scores[0, ends]).all() and not torch.isinf(scores[0]).all()  # it goes on, with a word
+    assert not torch.isinf(scores[1]).any()  # after a full stop it may end
+    # the prompt itself ending on a colon ("Answer:") does not count: the reply has not begun
+    plain = torch.cat([prompt[:, :-1], torch.tensor([[vocab[":"]]])], dim=1)
+    assert not torch.isinf(gen._processors(plain.shape[1])(plain, torch.zeros(1, len(vocab)))).any()

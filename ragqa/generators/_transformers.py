@@ -129,7 +129,14 @@ class TransformersGenerator:
             from transformers import SuppressTokensLogitsProcessor
 
             processors.append(SuppressTokensLogitsProcessor(self._bracket_ids, device=self.model.device))
+        if self._colon_ids:  # a reply never ends on an opening ("The answer to this question is:")
+            processors.append(_NoEndAfterOpening(prompt_len, self._colon_ids, sorted(self._ends())))
         return processors
+
+    @cached_property
+    def _colon_ids(self) -> list[int]:
+        """The tokens whose text ends on a colon (":", " is:", ":\n", "："): what an opening ends with."""
+        return colon_ids(self.tokenizer)
 
     @cached_property
     def _bracket_ids(self) -> list[int]:
@@ -279,6 +286,26 @@ class _ReplyRepeatPenalty:
         return scores.scatter_add(1, reply[:, 1:], -weight)
 
 
+class _NoEndAfterOpening:
+    """The reply may not end right after a colon: an opening with nothing after it says nothing. With
+    markers held back, the shipped adapter ended 7 of 71 ARAGOG dev replies at "The answer to this
+    question is:" (where it had written "[1]"); made to go on, it says the answer ("… improving over
+    the strongest zero-shot baseline by over 0.1 AUROC")."""
+
+    def __init__(self, prompt_len: int, colon_ids: list[int], end_ids: list[int]):
+        self.prompt_len, self.colon_ids, self.end_ids = prompt_len, colon_ids, end_ids
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        if input_ids.shape[1] <= self.prompt_len:
+            return scores
+        rows = torch.isin(input_ids[:, -1], torch.tensor(self.colon_ids, device=input_ids.device)).nonzero()
+        ends = torch.tensor(self.end_ids, device=scores.device)
+        scores[rows, ends] = -float("inf")  # rows (n, 1) against ends (m,): every end token of each such row
+        return scores
+
+
 class _DoneStop:
     """Stop each row of a batch once its caller says the reply so far is complete (``done[chat](text)``),
     as streaming stops when its reader stops reading."""
@@ -311,6 +338,13 @@ def bracket_ids(tokenizer) -> list[int]:
     """Ids of the vocabulary's tokens that contain "[" (byte-level "Ġ[", SentencePiece "▁[", "[[" too)."""
     vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
     return [i for i, token in enumerate(vocab) if token and "[" in token]
+
+
+def colon_ids(tokenizer) -> list[int]:
+    """Ids of the vocabulary's tokens whose text, trailing space aside, ends on a colon."""
+    vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    return [i for i, token in enumerate(vocab)
+            if token and tokenizer.convert_tokens_to_string([token]).rstrip().endswith((":", "："))]
 
 
 def plain_prompt(messages: Messages) -> str:
