@@ -351,7 +351,9 @@ class DataConfig:
     # abstentions <= a fifth (a replier's bias would otherwise become the tuned model's; finetune._replies.balance)
     reply_balance: bool = False
     # targets cite the oracle source ("... six layers [2]."); the adapter tuned so answered "The answer is
-    # [1]." or wrote the source list out in 22 of 71 ARAGOG dev replies: false = the reply as the model said it
+    # [1]." or wrote the source list out in 22 of 71 ARAGOG dev replies: false = the reply as the model said it.
+    # Answers now hold markers back (generator.reply_markers), yet true stays: the shipped adapter's records
+    # without their markers trained a worse adapter (README "Fine-tuning", runs/rft-nm)
     reply_cite: bool = True
     # kinds whose targets this replier rewrites; records of other kinds pass through as they are, so one
     # model's replies can serve the free-form kinds and another's the yes/no ones ("" = every kind)
