@@ -310,12 +310,39 @@ def _pdf_title(meta_title: str) -> str:
 
 
 def guess_title(first_page: str) -> str:
-    """First line of the cleaned first page that reads like a title (running heads already gone)."""
-    for line in first_page.splitlines()[:8]:
-        line = line.strip()
-        if 8 <= len(line) <= 200 and sum(ch.isalpha() for ch in line) > 0.6 * len(line) and "arxiv" not in line.lower():
-            return line
+    """First line of the cleaned first page that reads like a title (running heads already gone), with
+    the lines a wrapped title goes on to ("BERT: Pre-training of Deep Bidirectional Transformers for" /
+    "Language Understanding"); a ResearchGate cover's "See discussions, stats, and author profiles for
+    this publication at: https://www.researchgate.net/..." is no title."""
+    lines = [line.strip() for line in first_page.splitlines()[:10]]
+    for i, line in enumerate(lines[:8]):
+        if _title_like(line) and not _COVER.search(line):
+            return _wrapped(line, lines[i + 1:i + 3])
     return ""
+
+
+def _title_like(line: str) -> bool:
+    return 8 <= len(line) <= 200 and sum(ch.isalpha() for ch in line) > 0.6 * len(line) and "arxiv" not in line.lower()
+
+
+_COVER = re.compile(r"researchgate\.net|^See discussions, stats, and author profiles", re.I)
+# a line that stops where a title cannot: on a colon or comma, a word that needs what follows, or a hyphen
+_GOES_ON = re.compile(r"(?:[:,\-–]|\b(?:for|of|by|from|and|or|the|to|in|via|with|a|an|on|at|into|towards?|through|"
+                      r"without|versus|vs\.?|using|under|over|across|between|as|is|are))$", re.I)
+
+
+def _wrapped(title: str, following: list[str]) -> str:
+    """``title`` with the next lines it wraps onto: after a line that stops mid-phrase (``_GOES_ON``), a
+    line that opens in lower case ("the Meaning of Their Prompts?"), or an all-capitals line after one
+    ("ON THE VARIANCE OF THE ADAPTIVE LEARNING" / "RATE AND BEYOND"); never an author or e-mail line."""
+    for line in following:
+        if not _title_like(line) or "@" in line or len(title) + len(line) > 200:
+            break
+        shouting = title.isupper() and line.isupper()
+        if not (_GOES_ON.search(title) or line[0].islower() or shouting):
+            break
+        title = f"{title} {line}"
+    return title
 
 
 def _first_heading(text: str) -> str:

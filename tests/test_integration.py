@@ -47,6 +47,22 @@ def test_bert_question_retrieves_bert_pdf(aragog_home, real_embedder, monkeypatc
 
 
 @pytest.mark.evalcorpus
+def test_a_paper_is_titled_with_its_whole_title(evalcorpus, aragog_home, monkeypatch):
+    from ingest import _readers
+
+    monkeypatch.setenv("RAGQA_HOME", str(aragog_home))
+    titles = {Path(c.path).name: c.title for c in IndexStore.open("aragog").chunks}
+    assert titles["bert.pdf"] == "BERT: Pre-training of Deep Bidirectional Transformers for Language Understanding"
+    assert titles["meaning_of_prompt.pdf"] == "Do Prompt-Based Models Really Understand the Meaning of Their Prompts?"
+    assert titles["red_teaming.pdf"].endswith("Jailbreaking: Bias, Robustness, Reliability and Toxicity")
+    assert titles["llama.pdf"] == "LLaMA: Open and Efficient Foundation Language Models"  # the authors stay out
+    # a paper downloaded from ResearchGate opens with its cover page
+    cover = evalcorpus / "zh_llm_blogs_chatchat" / "langchain.pdf"
+    raw = _readers.read_document(cover, cover.read_bytes())
+    assert _readers.guess_title(raw.pages[0]).startswith("Creating Large Language Model Applications Utilizing LangChain")
+
+
+@pytest.mark.evalcorpus
 def test_aragog_dev_questions_find_their_paper(evalcorpus, aragog_home, real_embedder, monkeypatch):
     qa_file = _find(evalcorpus, "aragog_dev_qa.jsonl")
     rows = [json.loads(line) for line in qa_file.open() if line.strip()][:10]
