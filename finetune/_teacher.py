@@ -31,8 +31,8 @@ _PRONOUN_START = re.compile(r"^(it|this|these|they|that|those|such|here|there|ho
 _NOT_DEFINING = re.compile(r"^(?:about|approximately|around|roughly|only|also|not|\d)", re.I)  # numeric or negated
 _NEGATABLE = re.compile(r"\b(is|are|can|does|do|was|were|has|have)\b")
 # "<subject> <verb>s <object>": the subject of up to four words, a third-person verb
-_SVO = re.compile(r"^(?:(?:The|Our|This)\s+)?(?P<subj>[A-Za-z][\w-]*(?:\s+[\w-]+){0,3}?)\s+"
-                  r"(?P<verb>[a-z]{3,}[^s\W]s)\s+(?P<obj>\w.{10,})$")
+_SVO = re.compile(r"^(?:(?:The|Our|This|An?)\s+)?(?P<subj>[A-Za-z][\w-]*(?:\s+[\w-]+){0,3}?)\s+"
+                  r"(?P<verb>(?![a-z]*(?:is|us|ics)\b)[a-z]{3,}[^s\W]s)\s+(?P<obj>\w.{10,})$")  # not "analysis"
 
 
 @dataclass
@@ -124,9 +124,9 @@ class DeterministicTeacher:
             if _DEFINITION.match(s):
                 continue
             m = _SVO.match(s)
-            if m and not _PRONOUN_START.match(m["subj"]) and find_terms(m["subj"], helper.vocab, 1):
-                subj = _as_clause(m["subj"]) if s.startswith(m["subj"]) else "the " + m["subj"]
-                out.append(Candidate("factual", f"What does {subj} {m['verb'][:-1]}?", "", s))
+            if m and not _PRONOUN_START.match(m["subj"]) and find_terms(m["subj"], helper.vocab, 1) \
+                    and (question := svo_question(m, s)):
+                out.append(Candidate("factual", question, "", s))
             elif terms := term_options(s, helper.vocab):
                 out.append(Candidate("factual", f"What does {where} say about {terms[0]}?", "", s))
         return out[:2]
@@ -172,6 +172,33 @@ def _is_measure(m: re.Match) -> bool:
     if unit in _NOT_UNITS or (re.fullmatch(r"(19|20)\d\d", m["num"]) and unit != "%"):
         return False
     return m["unit"] in ("%",) or unit.isalpha() or "-" in unit
+
+
+# what a subject of up to four words cannot hold: a heading glued to its front ("Architectures The above
+# investigations provide", "EXPERIMENTAL SETUP We focus"), a number, a verb ("This model has 10 conv layers") or a word that ties on
+# another phrase ("The weights of these shortcut connections are": the plural noun is no verb)
+_NOT_IN_SUBJECT = re.compile(r"(?<![\w-])\d|\b(?:The|A|An|We|of|these|those|the|to|in|for|with|from|on|by|and|or|has|"
+                             r"have|had|is|are|was|were|not)\b|\b[A-Z]{2,}\s+[A-Z]{2,}\b")  # "GPT-2" is a name
+# what shows the "verb" was a noun after all ("Adding max-norm constraints did not give ...") or takes a
+# further verb ("A weight decay tends to push ..."), and the prepositions a question keeps ("consists of")
+_NOT_AN_OBJECT = re.compile(r"^(?:did|do|does|is|are|was|were|can|could|will|would|have|has|had|not|to|"
+                            r"\w+ly \w+ed)\b")
+_KEPT_PREPOSITION = re.compile(r"^(of|on|in|from|with|into)\b")
+
+
+def svo_question(m: re.Match, sentence: str) -> str:
+    """"What does <subject> <verb>?" from ``_SVO``'s match, or '' when the match is no subject and verb
+    ("What does the weights of these shortcut connection?", "What does the model has 10 conv layer?"
+    were written so); a preposition the verb needs is kept ("What does a BiRNN consist of?")."""
+    subj, obj = m["subj"], m["obj"]
+    if _NOT_IN_SUBJECT.search(subj) or _NOT_AN_OBJECT.match(obj):
+        return ""
+    verb = m["verb"]
+    verb = verb[:-3] + "y" if verb.endswith("ies") else verb[:-2] if re.search(r"(?:ch|sh|x|ss|zz)es$", verb) \
+        else verb[:-1]  # "matches" -> "match", "applies" -> "apply", "builds" -> "build"
+    subj = _as_clause(subj) if sentence.startswith(subj) else "the " + subj
+    tail = f" {kept[1]}" if (kept := _KEPT_PREPOSITION.match(obj)) else ""
+    return f"What does {subj} {verb}{tail}?"
 
 
 def _as_clause(sentence: str) -> str:

@@ -98,6 +98,27 @@ def test_the_deterministic_teacher_reads_every_kind_off_the_text(retriever):
     assert all(normalize(c.quote) in normalize(method.text) for c in cands)
 
 
+@pytest.mark.parametrize("sentence, question", [
+    ("HNSW builds hierarchical layers of these small-world graphs.", "What does HNSW build?"),
+    ("A BiRNN consists of forward and backward RNNs.", "What does the BiRNN consist of?"),  # the verb's preposition
+    ("Swish also matches or exceeds the best baseline on most models.", "What does swish also match?"),
+    ("GPT-2 improves the state of the art on seven datasets.", "What does GPT-2 improve?"),
+    ("Data overlap analysis shows that the test sets overlap with WebText.", "What does data overlap analysis show?"),
+    # the dev corpus's own sentences that were asked as "What does the weights of these shortcut
+    # connection?", "What does the model has 10 conv layer?", "What does A weight decay tend?", "What does
+    # adding max-norm constraint?", "What does Architectures The above investigation?"
+    ("The weights of these shortcut connections are customizable for each output element.", ""),
+    ("This model has 10 conv layers all with 3x3 filters.", ""),
+    ("A weight decay tends to push ai to zero, and thus biases PReLU toward ReLU.", ""),
+    ("Adding max-norm constraints did not give any improvements.", ""),
+    ("Architectures The above investigations provide guidelines of designing our architectures.", ""),
+])
+def test_what_does_x_do_is_asked_only_of_a_subject_and_its_verb(sentence, question):
+    from finetune._teacher import _SVO, svo_question
+
+    assert svo_question(_SVO.match(sentence), sentence) == question
+
+
 def test_judgmental_answers_are_about_half_no_and_abstentions_a_fifth(retriever, tmp_path):
     stats = generate_data("ft", tmp_path / "j", cfg(n=20, kinds="judgmental,numeric", per_chunk=3),
                           retriever=retriever, progress=False)
