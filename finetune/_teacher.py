@@ -175,8 +175,9 @@ def _is_measure(m: re.Match) -> bool:
 
 
 # what a subject of up to four words cannot hold: a heading glued to its front ("Architectures The above
-# investigations provide", "EXPERIMENTAL SETUP We focus"), a number, a verb ("This model has 10 conv layers") or a word that ties on
-# another phrase ("The weights of these shortcut connections are": the plural noun is no verb)
+# investigations provide", "EXPERIMENTAL SETUP We focus"), a number, a verb ("This model has 10 conv
+# layers") or a word that ties on another phrase ("The weights of these shortcut connections are": the
+# plural noun is no verb)
 _NOT_IN_SUBJECT = re.compile(r"(?<![\w-])\d|\b(?:The|A|An|We|of|these|those|the|to|in|for|with|from|on|by|and|or|has|"
                              r"have|had|is|are|was|were|not)\b|\b[A-Z]{2,}\s+[A-Z]{2,}\b")  # "GPT-2" is a name
 # what shows the "verb" was a noun after all ("Adding max-norm constraints did not give ...") or takes a
@@ -193,12 +194,16 @@ def svo_question(m: re.Match, sentence: str) -> str:
     subj, obj = m["subj"], m["obj"]
     if _NOT_IN_SUBJECT.search(subj) or _NOT_AN_OBJECT.match(obj):
         return ""
-    verb = m["verb"]
-    verb = verb[:-3] + "y" if verb.endswith("ies") else verb[:-2] if re.search(r"(?:ch|sh|x|ss|zz)es$", verb) \
-        else verb[:-1]  # "matches" -> "match", "applies" -> "apply", "builds" -> "build"
     subj = _as_clause(subj) if sentence.startswith(subj) else "the " + subj
     tail = f" {kept[1]}" if (kept := _KEPT_PREPOSITION.match(obj)) else ""
-    return f"What does {subj} {verb}{tail}?"
+    return f"What does {subj} {_base_form(m['verb'])}{tail}?"
+
+
+def _base_form(verb: str) -> str:
+    """"builds" -> "build", "matches" -> "match", "applies" -> "apply"."""
+    if verb.endswith("ies"):
+        return verb[:-3] + "y"
+    return verb[:-2] if re.search(r"(?:ch|sh|x|ss|zz)es$", verb) else verb[:-1]
 
 
 def _as_clause(sentence: str) -> str:

@@ -225,10 +225,12 @@ def test_a_busy_machine_is_named_before_embedding_slows_down(tmp_path, word_embe
      "BERT: Pre-training of Deep Bidirectional Transformers for Language Understanding"),
     ("Do Prompt-Based Models Really Understand\nthe Meaning of Their Prompts?\nAlbert Webson and Ellie Pavlick",
      "Do Prompt-Based Models Really Understand the Meaning of Their Prompts?"),
-    ("ON THE VARIANCE OF THE ADAPTIVE LEARNING\nRATE AND BEYOND\nLiyuan Liu", "ON THE VARIANCE OF THE ADAPTIVE LEARNING RATE AND BEYOND"),
+    ("ON THE VARIANCE OF THE ADAPTIVE LEARNING\nRATE AND BEYOND\nLiyuan Liu",
+     "ON THE VARIANCE OF THE ADAPTIVE LEARNING RATE AND BEYOND"),
     ("LLaMA: Open and Efficient Foundation Language Models\nHugo Touvron, Thibaut Lavril",  # a finished title
      "LLaMA: Open and Efficient Foundation Language Models"),
-    ("Dropout: A Simple Way to Prevent Neural Networks from\nnitish@cs.toronto.edu", "Dropout: A Simple Way to Prevent Neural Networks from"),
+    ("Dropout: A Simple Way to Prevent Neural Networks from\nnitish@cs.toronto.edu",  # an e-mail line is no title
+     "Dropout: A Simple Way to Prevent Neural Networks from"),
     ("See discussions, stats, and author profiles for this publication at: https://www.researchgate.net/publication/1\n"
      "Creating LLM Applications Utilizing LangChain: A Primer on\nDeveloping LLM Apps Fast\nArticle in ICAENS",
      "Creating LLM Applications Utilizing LangChain: A Primer on Developing LLM Apps Fast"),
