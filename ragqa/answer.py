@@ -346,7 +346,7 @@ def _generate(result: Answer, generator, messages: list[dict], config: AnswerCon
 
 def _stream_reply(result: Answer, generator, messages: list[dict], config: AnswerConfig) -> Iterator[str]:
     start, first, raw, shown = time.perf_counter(), None, "", ""
-    stream = generator.generate(messages)
+    stream = _reply_stream(result, generator, messages, config)
     for piece in stream:
         if first is None:
             first = time.perf_counter()
@@ -366,3 +366,13 @@ def _stream_reply(result: Answer, generator, messages: list[dict], config: Answe
     tokens = generator.count_tokens(raw) if raw else 0  # what the model generated, shown or not
     result.timings.update(ttft_s=round((first or end) - start, 3), tokens=tokens, total_s=round(end - start, 3),
                           tokens_per_s=round((tokens - 1) / (end - first), 2) if first and tokens > 1 and end > first else None)
+
+
+def _reply_stream(result: Answer, generator, messages: list[dict], config: AnswerConfig) -> Iterator[str]:
+    """The model's reply as text pieces. A beam search (``generator.num_beams``) cannot stream: its reply
+    comes whole, searched with the stop streaming would make (``reply_complete``), so the chat shows
+    what ``answer_batch`` and evaluation score."""
+    if getattr(generator, "beams", 1) > 1 and isinstance(generator, BatchGenerator):
+        done = [lambda raw: reply_complete(raw, result.question, config, result.quote)]
+        return (text for text in generator.generate_batch([messages], done=done) if text)
+    return generator.generate(messages)

@@ -191,6 +191,9 @@ class GeneratorConfig:
     precision: str = "auto"  # auto: bf16 on CUDA and on CPUs with bf16 matmuls, else fp32 (bench/answer.py)
     max_new_tokens: int = 200
     temperature: float = 0.0  # 0 = greedy, reproducible answers
+    # greedy decoding widened to this many beams (transformers' beam search; sampling, temperature > 0,
+    # ignores it). The reply then comes whole, not streamed. 1 = plain greedy
+    num_beams: int = 1
     prompt_lookup: int = -1  # tokens drafted from the prompt per step (greedy only); 0 off, -1 auto (10, off for CPU fp32)
     # subtracted from the logit of a token that would say a 3-token phrase of the reply again, per time it was
     # said (the prompt's phrases stay free to quote): SmolLM2 falls into phrase loops ("a pre-trained
@@ -216,6 +219,8 @@ class GeneratorConfig:
             raise ConfigError(f"generator.max_new_tokens={self.max_new_tokens}: must be >= 1")
         if self.temperature < 0:
             raise ConfigError(f"generator.temperature={self.temperature}: must be >= 0")
+        if self.num_beams < 1:
+            raise ConfigError(f"generator.num_beams={self.num_beams}: 1 (greedy) or more beams, e.g. 3")
         if self.reply_repeat_penalty < 0:
             raise ConfigError(f"generator.reply_repeat_penalty={self.reply_repeat_penalty}: must be >= 0 (0 = off)")
         if self.reply_repeat_growth < 1:

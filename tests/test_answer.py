@@ -675,3 +675,30 @@ def test_an_answer_records_that_the_loop_stop_cut_its_reply(retriever):
     batch = answer_batch(["What are the pre-training tasks of BERT?", "What does LoRA freeze?"],
                          LoopingQueueGenerator("BERT uses masked LM.", looping), retriever, config=CFG)
     assert [r.timings.get("loop_stops", 0) for r in batch] == [0, 1]
+
+
+class BeamQueueGenerator(QueueGenerator):
+    """Replies whole, as a beam search does: only through ``generate_batch``, which records the ``done``
+    tests it was given (streaming ``generate`` must not be called)."""
+
+    beams = 3
+
+    def __init__(self, *replies: str):
+        super().__init__(*replies)
+        self.done = []
+
+    def generate(self, messages, max_new_tokens=None):
+        raise AssertionError("a beam search cannot stream: generate_batch should be asked")
+
+    def generate_batch(self, chats, max_new_tokens=None, samples=0, temperature=0.7, done=None):
+        self.done.append(done)
+        return ["".join(QueueGenerator.generate(self, m)) for m in chats]
+
+
+def test_a_beam_searched_reply_is_asked_whole_with_the_stop_streaming_would_make(retriever):
+    gen = BeamQueueGenerator("BERT reads text in both directions [1]. It is an encoder. It is big. It is old.")
+    config = plain_answer_config(k=2, abstain_below=0.1, max_sentences=2)
+    items = list(stream_answer("What are the pre-training tasks of BERT?", gen, retriever, config))
+    assert items[-1].text == "BERT reads text in both directions [1]. It is an encoder."
+    (done,) = gen.done[0]  # the search stops a candidate once two sentences are said and a third begun
+    assert not done("BERT reads text in both directions. It is an encoder.") and done("One. Two. Thr")

@@ -401,3 +401,24 @@ def test_a_reply_cannot_end_right_after_a_colon(tmp_path):
     # the prompt itself ending on a colon ("Answer:") does not count: the reply has not begun
     plain = torch.cat([prompt[:, :-1], torch.tensor([[vocab[":"]]])], dim=1)
     assert not torch.isinf(gen._processors(plain.shape[1])(plain, torch.zeros(1, len(vocab)))).any()
+
+
+def test_beam_search_replies_stop_where_the_caller_says_and_come_whole_when_streamed(tmp_path):
+    path = tiny_model(tmp_path / "tiny")
+    gen = TransformersGenerator(GeneratorConfig(model=path, max_new_tokens=6, precision="fp32", num_beams=3))
+    chats = [MESSAGES, [{"role": "user", "content": "be brief : what is an encoder ?"}]]
+    full = gen.generate_batch(chats)
+    assert gen.beams == 3 and len(gen.looped) == 2
+    assert max(len(r.split()) for r in full) > 2  # left alone, 6 random-weight tokens run past two words
+    # a candidate whose reply is complete is a finished hypothesis: every reply stops at two words
+    cut = gen.generate_batch(chats, done=[lambda text: len(text.split()) >= 2] * 2)
+    assert all(1 <= len(r.split()) <= 2 for r in cut)
+    # transformers cannot stream a beam search: the reply comes as one piece, the batch's reply
+    assert list(gen.generate(chats[1])) == [full[1]]
+    # sampling ignores the beams
+    assert TransformersGenerator(GeneratorConfig(model=path, temperature=0.7, num_beams=3)).beams == 1
+
+
+def test_num_beams_must_be_at_least_one():
+    with pytest.raises(ConfigError, match="num_beams"):
+        GeneratorConfig(num_beams=0)

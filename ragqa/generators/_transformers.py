@@ -98,27 +98,41 @@ class TransformersGenerator:
         finally:
             self.tokenizer.padding_side = side
 
+    @property
+    def beams(self) -> int:
+        """Beams a greedy reply is searched with (``generator.num_beams``; 1 under sampling)."""
+        return self.config.num_beams if self.config.temperature == 0 else 1
+
     def generate_batch(self, chats: list[Messages], max_new_tokens: int | None = None, samples: int = 0,
                        temperature: float = 0.7, done: list | None = None) -> list[str]:
-        """Replies to several chats in one left-padded batch (no streaming): one greedy reply per chat,
-        or with ``samples`` that many sampled at ``temperature`` per chat, grouped by chat.
-        ``done[i](text)``: chat i's reply so far is complete, its row stops (the rest of the batch goes on)."""
+        """Replies to several chats in one left-padded batch (no streaming): one greedy (or beam-searched,
+        ``beams``) reply per chat, or with ``samples`` that many sampled at ``temperature`` per chat, grouped
+        by chat. ``done[i](text)``: chat i's reply so far is complete, its row stops (the rest go on)."""
         import torch
 
         enc = self.batch_ids(chats)
-        loop = _LoopStop(enc.input_ids.shape[1], decode=self.tokenizer.decode, ends=self._ends())
+        prompt_len, beams = enc.input_ids.shape[1], 1 if samples else self.beams
+        loop = _LoopStop(prompt_len, decode=self.tokenizer.decode, ends=self._ends())
         criteria = [loop]
-        if done:
-            criteria.append(_DoneStop(enc.input_ids.shape[1], self.tokenizer.decode, done, max(samples, 1)))
-        sampling = dict(do_sample=True, temperature=temperature, top_p=0.95, top_k=None,
-                        num_return_sequences=samples) if samples else \
-            dict(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if done:  # beam search asks it of each of its 2 x beams candidates per chat, afresh at every step
+            criteria.append(_DoneStop(prompt_len, self.tokenizer.decode, done, max(samples, 1) if beams == 1
+                                      else 2 * beams, remember=beams == 1))
+        if samples:
+            decoding = dict(do_sample=True, temperature=temperature, top_p=0.95, top_k=None,
+                            num_return_sequences=samples)
+        else:
+            decoding = dict(do_sample=False, temperature=None, top_p=None, top_k=None)
+            if beams > 1:  # a candidate the criteria stop is a finished hypothesis, as one ending on EOS
+                decoding.update(num_beams=beams, early_stopping=True)
         with torch.inference_mode():
             out = self.model.generate(**enc, max_new_tokens=max_new_tokens or self.config.max_new_tokens,
                                       pad_token_id=self.tokenizer.pad_token_id, stopping_criteria=criteria,
-                                      logits_processor=self._processors(enc.input_ids.shape[1]), **sampling)
-        self.looped = [row in loop.fired for row in range(out.shape[0])]
-        return self.tokenizer.batch_decode(out[:, enc.input_ids.shape[1]:], skip_special_tokens=True)
+                                      logits_processor=self._processors(prompt_len), **decoding)
+        replies = out[:, prompt_len:]
+        # beam search reorders its rows at every step: which reply the loop stop cut is read off the reply
+        self.looped = [loop.looped(row.tolist()) for row in replies] if beams > 1 else \
+            [row in loop.fired for row in range(out.shape[0])]
+        return self.tokenizer.batch_decode(replies, skip_special_tokens=True)
 
     def _processors(self, prompt_len: int):
         from transformers import LogitsProcessorList
@@ -171,6 +185,9 @@ class TransformersGenerator:
         import torch
         from transformers import TextIteratorStreamer
 
+        if self.beams > 1:  # transformers cannot stream a beam search: the reply comes whole
+            yield from (text for text in self.generate_batch([messages], max_new_tokens) if text)
+            return
         ids = self.prompt_ids(messages)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         greedy = self.config.temperature == 0
@@ -226,10 +243,13 @@ class _LoopStop:
     def __call__(self, input_ids, scores, **kwargs):
         import torch
 
-        rows = [row[self.prompt_len:].tolist() for row in input_ids]
-        flags = [not self.ends.intersection(out) and self._looped(out) for out in rows]
+        flags = [self.looped(row[self.prompt_len:].tolist()) for row in input_ids]
         self.fired.update(i for i, f in enumerate(flags) if f)
         return torch.tensor(flags, dtype=torch.bool, device=input_ids.device)
+
+    def looped(self, out: list[int]) -> bool:
+        """Whether reply tokens ``out`` end in a loop (a reply holding an end token is finished, not looping)."""
+        return not self.ends.intersection(out) and self._looped(out)
 
     def _looped(self, out: list[int]) -> bool:
         n = self.window
@@ -310,21 +330,22 @@ class _NoEndAfterOpening:
 
 class _DoneStop:
     """Stop each row of a batch once its caller says the reply so far is complete (``done[chat](text)``),
-    as streaming stops when its reader stops reading."""
+    as streaming stops when its reader stops reading. ``per_chat``: consecutive rows per chat (samples, or
+    a beam search's candidates). ``remember``: a stopped row stays stopped (greedy and sampled rows keep
+    their place; a beam search's rows are new candidates at every step, each asked afresh)."""
 
-    def __init__(self, prompt_len: int, decode, done: list, per_chat: int = 1):
+    def __init__(self, prompt_len: int, decode, done: list, per_chat: int = 1, remember: bool = True):
         self.prompt_len, self.decode, self.done, self.per_chat = prompt_len, decode, done, per_chat
-        self.stopped: set[int] = set()
+        self.remember, self.stopped = remember, set()
 
     def __call__(self, input_ids, scores, **kwargs):
         import torch
 
-        for i, row in enumerate(input_ids):
-            if i not in self.stopped and self.done[i // self.per_chat](
-                    self.decode(row[self.prompt_len:], skip_special_tokens=True)):
-                self.stopped.add(i)
-        return torch.tensor([i in self.stopped for i in range(len(input_ids))], dtype=torch.bool,
-                            device=input_ids.device)
+        flags = [i in self.stopped or self.done[i // self.per_chat](
+            self.decode(row[self.prompt_len:], skip_special_tokens=True)) for i, row in enumerate(input_ids)]
+        if self.remember:
+            self.stopped.update(i for i, f in enumerate(flags) if f)
+        return torch.tensor(flags, dtype=torch.bool, device=input_ids.device)
 
 
 def stop_ids(tokenizer, model=None) -> set[int]:
