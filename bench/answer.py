@@ -1,10 +1,10 @@
 """Answer speed, memory and grounding of the default model, per CPU precision option.
 
-    python bench/answer.py [--precisions fp32,bf16,int8,nf4] [--questions 4] [--aragog 20]
+    python bench/answer.py [--options fp32:0,fp32,bf16,int8,nf4,bf16/3] [--questions 4] [--aragog 20]
 
 For each precision, a fresh process loads SmolLM2-135M-Instruct and answers questions about the
-user guide with k=3 passages: time to first token, decode tokens/s, peak RSS, bytes of weights,
-and the memory-bandwidth bound (read bandwidth / weight bytes read per token). Also calibrates the
+user guide with k=3 passages: time to first token, decode tokens/s, the whole reply's seconds (what a
+beam search, which comes whole, costs), peak RSS, bytes of weights, and the memory-bandwidth bound (read bandwidth / weight bytes read per token). Also calibrates the
 abstention threshold (best cosine of answerable vs off-topic questions) and, when
 ../shared/evalcorpus is present, the share of 20 ARAGOG dev answers whose primary source is the
 gold paper. Writes bench/results/answer.json.
@@ -46,7 +46,8 @@ def bandwidth_gbs(threads: int = 2) -> float:
 
 
 def worker(option: str, n_questions: int) -> dict:
-    """Runs in its own process so peak RSS belongs to this option alone ("fp32", "fp32:0" = no lookup)."""
+    """Runs in its own process so peak RSS belongs to this option alone ("fp32", "fp32:0" = no lookup,
+    "bf16/3" = 3 beams)."""
     import resource
 
     from ingest import ingest
@@ -55,9 +56,10 @@ def worker(option: str, n_questions: int) -> dict:
     from ragqa.generators import load_generator
     from retrieval import open_retriever
 
+    option, _, beams = option.partition("/")
     precision, _, lookup = option.partition(":")
     started = time.perf_counter()
-    gen = load_generator(GeneratorConfig(precision=precision, max_new_tokens=64,
+    gen = load_generator(GeneratorConfig(precision=precision, max_new_tokens=64, num_beams=int(beams or 1),
                                          prompt_lookup=int(lookup or GeneratorConfig.prompt_lookup)))
     load_s = time.perf_counter() - started
     weights = sum(p.numel() * p.element_size() for p in gen.model.parameters())
@@ -72,6 +74,7 @@ def worker(option: str, n_questions: int) -> dict:
             "prompt_tokens": statistics.median(a.timings["prompt_tokens"] for a in runs),
             "ttft_s": statistics.median(a.timings["ttft_s"] for a in runs),
             "decode_tok_s": statistics.median(a.timings["tokens_per_s"] or 0 for a in runs),
+            "reply_s": statistics.median(a.timings["total_s"] for a in runs),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "answers": [a.text for a in runs]}
 
@@ -140,8 +143,9 @@ def _false_verified(result) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--options", default="fp32:0,fp32,bf16,int8,nf4",
-                    help="precisions, each with :N for N prompt-lookup tokens (default 10; :0 = off)")
+    ap.add_argument("--options", default="fp32:0,fp32,bf16,int8,nf4,bf16/3",
+                    help="precisions, each with :N for N prompt-lookup tokens (default 10; :0 = off) and /B for "
+                         "B beams (default 1)")
     ap.add_argument("--questions", type=int, default=4)
     ap.add_argument("--aragog", type=int, default=20)
     ap.add_argument("--worker", help=argparse.SUPPRESS)

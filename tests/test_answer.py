@@ -414,6 +414,8 @@ def test_a_reply_that_says_nothing_is_shown_as_no_answer_and_scored_as_empty():
     ("The model uses six layers (see [2]).", False),
     ("Its sources are [1] and [2].", True),
     ("The baselines are listed in [1, 2].", True),
+    ("The dataset, in one or two short sentences.", True),  # the instruction said back
+    ("Answer Yes or No first.", True),
 ])
 def test_a_reply_sentence_that_gives_source_numbers_for_an_answer_says_nothing(sentence, empty):
     from ragqa.reply import empty_reply
