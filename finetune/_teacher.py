@@ -183,7 +183,8 @@ _NOT_IN_SUBJECT = re.compile(r"(?<![\w-])\d|\b(?:The|A|An|We|of|these|those|the|
 # what shows the "verb" was a noun after all ("Adding max-norm constraints did not give ...") or takes a
 # further verb ("A weight decay tends to push ..."), and the prepositions a question keeps ("consists of")
 _NOT_AN_OBJECT = re.compile(r"^(?:did|do|does|is|are|was|were|can|could|will|would|have|has|had|not|to|"
-                            r"\w+ly \w+ed)\b")
+                            r"\w+ly \w+ed|(?:learn|tend|need|try|seem|fail|help|aim|attempt|continue|begin|"
+                            r"start|appear|manage)s? to)\b")  # "Multiplicative gate units learn to open ..."
 _KEPT_PREPOSITION = re.compile(r"^(of|on|in|from|with|into)\b")
 
 

@@ -112,6 +112,8 @@ def test_the_deterministic_teacher_reads_every_kind_off_the_text(retriever):
     ("A weight decay tends to push ai to zero, and thus biases PReLU toward ReLU.", ""),
     ("Adding max-norm constraints did not give any improvements.", ""),
     ("Architectures The above investigations provide guidelines of designing our architectures.", ""),
+    # "What does multiplicative gate unit?": the plural noun taken for the verb when the real one follows
+    ("Multiplicative gate units learn to open and close access to the constant error flow.", ""),
 ])
 def test_what_does_x_do_is_asked_only_of_a_subject_and_its_verb(sentence, question):
     from finetune._teacher import _SVO, svo_question
