@@ -56,8 +56,8 @@ def worker(option: str, n_questions: int) -> dict:
     from ragqa.generators import load_generator
     from retrieval import open_retriever
 
-    option, _, beams = option.partition("/")
-    precision, _, lookup = option.partition(":")
+    setting, _, beams = option.partition("/")
+    precision, _, lookup = setting.partition(":")
     started = time.perf_counter()
     gen = load_generator(GeneratorConfig(precision=precision, max_new_tokens=64, num_beams=int(beams or 1),
                                          prompt_lookup=int(lookup or GeneratorConfig.prompt_lookup)))

@@ -364,8 +364,10 @@ def _stream_reply(result: Answer, generator, messages: list[dict], config: Answe
     if result.text.startswith(shown) and len(result.text) > len(shown):
         yield result.text[len(shown):]
     tokens = generator.count_tokens(raw) if raw else 0  # what the model generated, shown or not
+    since = start if getattr(generator, "beams", 1) > 1 else first  # a beam search's reply came whole: its
+    # speed is over the whole wait, not the moment between its first piece and its last
     result.timings.update(ttft_s=round((first or end) - start, 3), tokens=tokens, total_s=round(end - start, 3),
-                          tokens_per_s=round((tokens - 1) / (end - first), 2) if first and tokens > 1 and end > first else None)
+                          tokens_per_s=round((tokens - 1) / (end - since), 2) if since and tokens > 1 and end > since else None)
 
 
 def _reply_stream(result: Answer, generator, messages: list[dict], config: AnswerConfig) -> Iterator[str]:
