@@ -415,6 +415,10 @@ def test_beam_search_replies_stop_where_the_caller_says_and_come_whole_when_stre
     assert all(1 <= len(r.split()) <= 2 for r in cut)
     # transformers cannot stream a beam search: the reply comes as one piece, the batch's reply
     assert list(gen.generate(chats[1])) == [full[1]]
+    # a model with two end tokens (Qwen2.5's chat models) has transformers keep 3 candidates per beam, not 2
+    gen.model.generation_config.eos_token_id = [1, 2]
+    cut = gen.generate_batch(chats, done=[lambda text: len(text.split()) >= 2] * 2)
+    assert all(1 <= len(r.split()) <= 2 for r in cut)
     # sampling ignores the beams
     assert TransformersGenerator(GeneratorConfig(model=path, temperature=0.7, num_beams=3)).beams == 1
 

@@ -114,9 +114,8 @@ class TransformersGenerator:
         prompt_len, beams = enc.input_ids.shape[1], 1 if samples else self.beams
         loop = _LoopStop(prompt_len, decode=self.tokenizer.decode, ends=self._ends())
         criteria = [loop]
-        if done:  # beam search asks it of each of its 2 x beams candidates per chat, afresh at every step
-            criteria.append(_DoneStop(prompt_len, self.tokenizer.decode, done, max(samples, 1) if beams == 1
-                                      else 2 * beams, remember=beams == 1))
+        if done:  # a beam search asks it of each of its candidates, afresh at every step
+            criteria.append(_DoneStop(prompt_len, self.tokenizer.decode, done, remember=beams == 1))
         if samples:
             decoding = dict(do_sample=True, temperature=temperature, top_p=0.95, top_k=None,
                             num_return_sequences=samples)
@@ -330,18 +329,20 @@ class _NoEndAfterOpening:
 
 class _DoneStop:
     """Stop each row of a batch once its caller says the reply so far is complete (``done[chat](text)``),
-    as streaming stops when its reader stops reading. ``per_chat``: consecutive rows per chat (samples, or
-    a beam search's candidates). ``remember``: a stopped row stays stopped (greedy and sampled rows keep
-    their place; a beam search's rows are new candidates at every step, each asked afresh)."""
+    as streaming stops when its reader stops reading. Each chat's rows are consecutive and as many as the
+    batch has per chat: its samples, or a beam search's candidates (transformers keeps 2 or more per beam,
+    more for a model with several end tokens). ``remember``: a stopped row stays stopped (greedy and sampled
+    rows keep their place; a beam search's rows are new candidates at every step, each asked afresh)."""
 
-    def __init__(self, prompt_len: int, decode, done: list, per_chat: int = 1, remember: bool = True):
-        self.prompt_len, self.decode, self.done, self.per_chat = prompt_len, decode, done, per_chat
+    def __init__(self, prompt_len: int, decode, done: list, remember: bool = True):
+        self.prompt_len, self.decode, self.done = prompt_len, decode, done
         self.remember, self.stopped = remember, set()
 
     def __call__(self, input_ids, scores, **kwargs):
         import torch
 
-        flags = [i in self.stopped or self.done[i // self.per_chat](
+        per_chat = len(input_ids) // len(self.done)
+        flags = [i in self.stopped or self.done[i // per_chat](
             self.decode(row[self.prompt_len:], skip_special_tokens=True)) for i, row in enumerate(input_ids)]
         if self.remember:
             self.stopped.update(i for i, f in enumerate(flags) if f)
