@@ -11,6 +11,13 @@ NOT_AN_END = "".join(rf"(?<!\b{re.escape(a)})" for a in (
     "et al.", "e.g.", "i.e.", "cf.", "vs.", "Fig.", "Figs.", "Eq.", "Eqs.", "Sec.", "Tab.", "Ref.", "resp."))
 _SENTENCE = re.compile(NOT_AN_END + r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])|(?<=[。！？])(?![”’」』)）])\s*"
                        r"|(?<=[。！？][”’」』)）])\s*|\n\s*")
+# the instruction given with retrieved sources, and the hint added to a yes/no question (retrieval.context
+# builds the prompt with them; ragqa.reply drops a reply sentence that says them back). Short on purpose:
+# with a longer instruction SmolLM2-135M drifted off the sources (measured on the user guide); larger models
+# follow it just as well. Asking for one or two sentences, with the passages cut to their best sentences,
+# lifted QASPER dev semantic similarity (bench/answer_quality.py)
+SYSTEM_RAG = "Answer using only the sources, in one or two short sentences. Cite sources as [1], [2]."
+YES_NO_HINT = "Answer Yes or No first."
 CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"  # kana, CJK ideographs, hangul
 CJK_RUN = re.compile(f"([{CJK}]+)")
 

@@ -11,13 +11,11 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ragqa.citations import content_words
-from ragqa.text import cjk_count, is_chinese, is_yes_no, opens_list, split_sentences  # noqa: F401 (re-exported)
+from ragqa.text import (SYSTEM_RAG, YES_NO_HINT, cjk_count, is_chinese, is_yes_no,  # noqa: F401 (re-exported)
+                        opens_list, split_sentences)
 from retrieval.embed import reads
 
-# short on purpose: with a longer instruction SmolLM2-135M drifted off the sources (measured on
-# the user guide); larger models follow it just as well. Asking for one or two sentences, with
-# the passages cut to their best sentences, lifted QASPER dev semantic similarity (bench/answer_quality.py)
-SYSTEM_RAG = "Answer using only the sources, in one or two short sentences. Cite sources as [1], [2]."
+# SYSTEM_RAG (ragqa.text, where replies are checked against it too) is the instruction with sources
 SYSTEM_BARE = "You answer questions about research papers and technical topics accurately and concisely."
 ABSTAIN = "I could not find this in the indexed documents."
 ABSTAIN_ZH = "在已索引的文档中没有找到答案。"
@@ -90,7 +88,7 @@ def build_messages(question: str, sources: list[Source], history: list[tuple[str
     asks a yes/no question to be answered "Yes" or "No" first.
     """
     if yes_no_hint and is_yes_no(question):
-        question += " Answer Yes or No first."
+        question += " " + YES_NO_HINT
     instruction = system or (SYSTEM_RAG if use_retrieval else SYSTEM_BARE)
     messages = [{"role": "system", "content": instruction + (IN_CHINESE if is_chinese(question) else "")}]
     for q, a in history[-turns:] if turns > 0 else []:
