@@ -364,8 +364,7 @@ def _stream_reply(result: Answer, generator, messages: list[dict], config: Answe
     if result.text.startswith(shown) and len(result.text) > len(shown):
         yield result.text[len(shown):]
     tokens = generator.count_tokens(raw) if raw else 0  # what the model generated, shown or not
-    since = start if getattr(generator, "beams", 1) > 1 else first  # a beam search's reply came whole: its
-    # speed is over the whole wait, not the moment between its first piece and its last
+    since = start if _comes_whole(generator) else first  # a reply that came whole: its speed is over the wait
     result.timings.update(ttft_s=round((first or end) - start, 3), tokens=tokens, total_s=round(end - start, 3),
                           tokens_per_s=round((tokens - 1) / (end - since), 2) if since and tokens > 1 and end > since else None)
 
@@ -374,7 +373,12 @@ def _reply_stream(result: Answer, generator, messages: list[dict], config: Answe
     """The model's reply as text pieces. A beam search (``generator.num_beams``) cannot stream: its reply
     comes whole, searched with the stop streaming would make (``reply_complete``), so the chat shows
     what ``answer_batch`` and evaluation score."""
-    if getattr(generator, "beams", 1) > 1 and isinstance(generator, BatchGenerator):
+    if _comes_whole(generator):
         done = [lambda raw: reply_complete(raw, result.question, config, result.quote)]
         return (text for text in generator.generate_batch([messages], done=done) if text)
     return generator.generate(messages)
+
+
+def _comes_whole(generator) -> bool:
+    """The generator beam-searches its replies (``generator.num_beams``), which cannot stream."""
+    return getattr(generator, "beams", 1) > 1 and isinstance(generator, BatchGenerator)
