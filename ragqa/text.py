@@ -70,3 +70,22 @@ _REQUEST = re.compile(r"^(can|could|would|will)\s+you\b", re.IGNORECASE)
 def is_yes_no(question: str) -> bool:
     """A judgmental question ("Does the paper report ...?"), answered yes or no first."""
     return bool(_YES_NO.match(question.strip())) and not _REQUEST.match(question.strip())
+
+
+# "Can you (please) describe X?": the request with its verb, "you" and "please" left out; only verbs of
+# asking for an account, since "Would you say ...?" or "Can you use X with Y?" ask a yes or no
+_POLITE = re.compile(r"^(?:can|could|would|will)\s+you\s+(?:please\s+)?(?=(?:describe|explain|tell|name|list|give|"
+                     r"provide|summari[sz]e|outline|elaborate|clarify|show|define|compare|discuss|detail|identify|"
+                     r"specify|walk|illustrate|contrast|break)\b)", re.IGNORECASE)
+
+
+def as_request(question: str) -> str:
+    """A request phrased as a question said as the request it is: "Can you describe X?" becomes
+    "Describe X." A small model takes the question literally: the tuned SmolLM2-135M answered the ARAGOG
+    dev question "Can you describe the modifications LLaMA makes ...?" with "Yes, I can.", and 2 of the
+    5 such rag-dataset questions with "Yes, ..." Other questions come back unchanged."""
+    stripped = question.strip()
+    if not (match := _POLITE.match(stripped)):
+        return question
+    rest = stripped[match.end():]
+    return rest[0].upper() + rest[1:].rstrip("? ") + "."

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ragqa.citations import content_words
-from ragqa.text import (SYSTEM_RAG, YES_NO_HINT, cjk_count, is_chinese, is_yes_no,  # noqa: F401 (re-exported)
+from ragqa.text import (SYSTEM_RAG, YES_NO_HINT, as_request, cjk_count, is_chinese, is_yes_no,  # noqa: F401 (re-exported)
                         opens_list, split_sentences)
 from retrieval.embed import reads
 
@@ -87,6 +87,7 @@ def build_messages(question: str, sources: list[Source], history: list[tuple[str
     ``system`` replaces the default instruction (``answer.system`` in the config); ``yes_no_hint``
     asks a yes/no question to be answered "Yes" or "No" first.
     """
+    question = as_request(question)
     if yes_no_hint and is_yes_no(question):
         question += " " + YES_NO_HINT
     instruction = system or (SYSTEM_RAG if use_retrieval else SYSTEM_BARE)

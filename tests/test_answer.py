@@ -248,6 +248,25 @@ def test_requests_phrased_as_questions_are_not_yes_no(question, yes_no):
     assert is_yes_no(question) is yes_no
 
 
+@pytest.mark.parametrize("question, asked", [
+    ("Can you describe the modifications LLaMA makes to the transformer architecture?",
+     "Describe the modifications LLaMA makes to the transformer architecture."),
+    ("Could you please explain the normalization step?", "Explain the normalization step."),
+    ("Can you name some exceptions to the data usage patterns?", "Name some exceptions to the data usage patterns."),
+    ("Would you say the results hold for Chinese?", "Would you say the results hold for Chinese?"),  # asks yes or no
+    ("Can PAL's approach be generalized?", "Can PAL's approach be generalized?"),
+    ("What are the pre-training tasks of BERT?", "What are the pre-training tasks of BERT?"),
+])
+def test_a_request_phrased_as_a_question_reaches_the_model_as_the_request(question, asked):
+    from retrieval.context import build_messages
+
+    # the tuned SmolLM2-135M answered "Can you describe the modifications ...?" with "Yes, I can."
+    for use_retrieval in (True, False):
+        messages = build_messages(question, [], [], 0, use_retrieval=use_retrieval, yes_no_hint=True)
+        assert messages[-1]["content"].split("Question: ")[-1] == asked + (
+            " Answer Yes or No first." if asked.startswith("Can PAL") else "")
+
+
 @pytest.mark.parametrize("raw, question, expected", [
     ("LoRA freezes the weights. It trains low-rank matrices. 1. A list 2. that runs on", "What does LoRA do?",
      "LoRA freezes the weights. It trains low-rank matrices."),
