@@ -415,6 +415,26 @@ def test_a_stream_holds_back_an_echo_until_it_says_something():
     assert shape("The answer is:\n\nIt trains low-rank", question, config, final=False) == "It trains low-rank"
 
 
+@pytest.mark.parametrize("reply, expected", [
+    ("The answer to this question is: PAL handles large numbers in Python.", "PAL handles large numbers in Python."),
+    ("The answer is: yes, the lexicon is shared [1].", "Yes, the lexicon is shared [1]."),
+    ("The answer to the question is the BooksCorpus and Wikipedia.", "The BooksCorpus and Wikipedia."),
+    ("The answer is that BERT uses masked language modelling.", "The answer is that BERT uses masked language modelling."),
+    ("The answerer is a second model.", "The answerer is a second model."),
+])
+def test_a_preamble_before_the_answer_is_left_out_and_never_shows_while_streaming(reply, expected):
+    from ragqa.answer import shape
+
+    config, question = plain_answer_config(max_sentences=3), "What does PAL do?"
+    assert shape(reply, question, config) == expected
+    shown = ""  # streamed word by word: each step extends what is shown, and ends where the final text does
+    for i in range(1, len(reply) + 1):
+        text = shape(reply[:i], question, config, final=False)
+        assert text.startswith(shown) or not text, (reply[:i], text)
+        shown = text or shown
+    assert expected.startswith(shown)
+
+
 def test_a_reply_that_says_nothing_is_shown_as_no_answer_and_scored_as_empty():
     gen = QueueGenerator("What are the pre-training tasks of BERT?")  # the question, parroted
     result = answer("What are the pre-training tasks of BERT?", gen, None, use_retrieval=False)
