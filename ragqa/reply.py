@@ -21,7 +21,7 @@ _ENDS = ".!?。！？:;)]\"”'’*"  # what a finished sentence ends on ("... l
 _VERDICT = re.compile(r"\W*(yes|no)\b", re.IGNORECASE)
 NO_REPLY = "(No answer: the model's reply only repeated the question or said nothing.)"
 NO_REPLY_ZH = "（没有回答：模型只重复了问题。）"
-_FILLER = re.compile(r"^\W*(?:(?:the )?answer(?: to (?:this|the) question)? is\b|(?:\d+(?:\.\d+)*[.):]\s*)+)")
+_FILLER = re.compile(r"^\W*(?:(?:the )?answer(?: to (?:this|the) question)? is\b|(?:\d+(?:\.\d+)*[.):](?!\d)\s*)+)")
 # a sentence whose content is a pointer to sources ("The dataset used in this work is [1].",
 # "The features extracted are [1], [2], [3], [4]."): with the markers gone it ends on a function word
 _MARKERS = re.compile(r"\(?(?:see\s+)?(?:\[\d+(?:\s*[,;]\s*\d+)*\][,;\s]*(?:and\s+)?)+\)?", re.IGNORECASE)
@@ -42,7 +42,7 @@ _PARTIAL_HEADER = re.compile(r"\[\d*(?:\]\s*(?:\([^()\n]*)?)?$|\([\w\-]*(?:\.\w*
 
 # a preamble before the answer itself ("The answer to this question is: PAL handles ...": 6 of 71 ARAGOG dev
 # replies of the shipped adapter, 1 of the untuned model's), and what may still become one while streaming
-_PREAMBLE = re.compile(r"\s*(?:the\s+)?answer(?:\s+to\s+(?:this|the|your)\s+question\s+is\b\s*:?|\s+is\s*:)\s*",
+_PREAMBLE = re.compile(r"\s*(?:the\s+)?answer(?:\s+to\s+(?:this|the|your)\s+question\s+is\b\s*(?::|that\b)?|\s+is\s*:)\s*",
                        re.IGNORECASE)
 _PREAMBLES = ("the answer to this question is:", "the answer to the question is:", "the answer is:")
 
@@ -193,7 +193,8 @@ def empty_reply(sentence: str, question: str, lead: str = "", partial: bool = Fa
     ``partial``: the sentence is still being generated; it is compared with the start of what was said
     (an echo in the making stays held back while streaming)."""
     core = _core(sentence)
-    if len(core) < 2 or not re.search(r"[^\W\d_]", sentence):  # no letter at all
+    # no letter at all, and no number beyond a list item's ("1. 1. 1."): a value alone ("97.6%") answers
+    if len(core) < 2 or not re.search(r"[^\W\d_]|\d[\d,.]*\d|\d\s*%", sentence):
         return True
     if any(clause in core for clause in _INSTRUCTION_CLAUSES):
         return True

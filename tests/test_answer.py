@@ -419,8 +419,12 @@ def test_a_stream_holds_back_an_echo_until_it_says_something():
     ("The answer to this question is: PAL handles large numbers in Python.", "PAL handles large numbers in Python."),
     ("The answer is: yes, the lexicon is shared [1].", "Yes, the lexicon is shared [1]."),
     ("The answer to the question is the BooksCorpus and Wikipedia.", "The BooksCorpus and Wikipedia."),
+    ("The answer to this question is that RoBERTa trains longer.", "RoBERTa trains longer."),
+    # a value alone says something: it was dropped as list debris, and read "97." as a list number
+    ("The answer is: 97.6%\n\nIt is stated in the abstract.", "97.6% It is stated in the abstract."),
     ("The answer is that BERT uses masked language modelling.", "The answer is that BERT uses masked language modelling."),
     ("The answerer is a second model.", "The answerer is a second model."),
+    ("1. 1. 1.\n2.", ""),
 ])
 def test_a_preamble_before_the_answer_is_left_out_and_never_shows_while_streaming(reply, expected):
     from ragqa.answer import shape
