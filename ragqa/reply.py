@@ -21,12 +21,14 @@ _ENDS = ".!?。！？:;)]\"”'’*"  # what a finished sentence ends on ("... l
 _VERDICT = re.compile(r"\W*(yes|no)\b", re.IGNORECASE)
 NO_REPLY = "(No answer: the model's reply only repeated the question or said nothing.)"
 NO_REPLY_ZH = "（没有回答：模型只重复了问题。）"
-_FILLER = re.compile(r"^\W*(?:(?:the )?answer(?: to (?:this|the) question)? is\b|(?:\d+(?:\.\d+)*[.):](?!\d)\s*)+)")
+_FILLER = re.compile(r"^\W*(?:(?:the )?answer(?: to (?:this|the) question)? is\b|(?:\d+(?:\.\d+)*[.):]\s*)+)")
 # a sentence whose content is a pointer to sources ("The dataset used in this work is [1].",
 # "The features extracted are [1], [2], [3], [4]."): with the markers gone it ends on a function word
 _MARKERS = re.compile(r"\(?(?:see\s+)?(?:\[\d+(?:\s*[,;]\s*\d+)*\][,;\s]*(?:and\s+)?)+\)?", re.IGNORECASE)
 _DANGLING = re.compile(r"\b(is|are|was|were|be|from|in|by|of|the|a|an|to|as|at|on|and|with|include|includes)"
                        r"\W*$", re.IGNORECASE)
+# one number, with a decimal part, thousands or a percent sign, and nothing else: what list debris is not
+_VALUE = re.compile(r"\W*(?:\d{1,3}(?:,\d{3})+|\d+\.\d+|\d{2,})(?:\s*%)?[.!]?\s*$")
 _NEGATION = re.compile(r"\b(not|no|never|none|neither|nor|cannot|\w+n't)\b", re.IGNORECASE)
 # a source header of the prompt ("[2] (bert.pdf, p. 3)", see retrieval.store.Chunk.location) said again,
 # with its number or without ("PAL (PAL.pdf, p. 7)", "(LLM_long_tail.pdf, p. This involves": 6 of 71
@@ -193,8 +195,9 @@ def empty_reply(sentence: str, question: str, lead: str = "", partial: bool = Fa
     ``partial``: the sentence is still being generated; it is compared with the start of what was said
     (an echo in the making stays held back while streaming)."""
     core = _core(sentence)
-    # no letter at all, and no number beyond a list item's ("1. 1. 1."): a value alone ("97.6%") answers
-    if len(core) < 2 or not re.search(r"[^\W\d_]|\d[\d,.]*\d|\d\s*%", sentence):
+    if _VALUE.match(sentence):  # a value alone ("97.6%", "14,100.") answers a question of how many
+        return False
+    if len(core) < 2 or not re.search(r"[^\W\d_]", sentence):  # no letter at all ("1. 1. 1.", "6. 6.1 7. 7.1")
         return True
     if any(clause in core for clause in _INSTRUCTION_CLAUSES):
         return True

@@ -439,6 +439,16 @@ def test_a_preamble_before_the_answer_is_left_out_and_never_shows_while_streamin
     assert expected.startswith(shown)
 
 
+@pytest.mark.parametrize("sentence, empty", [
+    ("97.6%", False), ("14,100.", False), ("2019.", False),  # a value alone answers "how many"
+    ("1.", True), ("1. 1. 1.", True), ("6. 6.1 7. 7.1 8. 8.1", True), ("1.1.0.1 2.0 3.0 4.0", True),  # list debris
+])
+def test_a_value_alone_says_something_and_section_numbers_do_not(sentence, empty):
+    from ragqa.reply import empty_reply
+
+    assert empty_reply(sentence, "What share of BERT's accuracy does DistilBERT keep?") is empty
+
+
 def test_a_reply_that_says_nothing_is_shown_as_no_answer_and_scored_as_empty():
     gen = QueueGenerator("What are the pre-training tasks of BERT?")  # the question, parroted
     result = answer("What are the pre-training tasks of BERT?", gen, None, use_retrieval=False)
