@@ -82,8 +82,8 @@ _POLITE = re.compile(r"^(?:can|could|would|will)\s+you\s+(?:please\s+)?(?=(?:des
 def as_request(question: str) -> str:
     """A request phrased as a question said as the request it is: "Can you describe X?" becomes
     "Describe X." A small model takes the question literally: the tuned SmolLM2-135M answered the ARAGOG
-    dev question "Can you describe the modifications LLaMA makes ...?" with "Yes, I can.", and 2 of the
-    5 such rag-dataset questions with "Yes, ..." Other questions come back unchanged."""
+    dev question "Can you describe the modifications LLaMA makes ...?" with "Yes, I can.", and two of
+    the 5 such rag-dataset questions (with and without retrieval) "Yes, ..." Other questions come back unchanged."""
     stripped = question.strip()
     if not (match := _POLITE.match(stripped)):
         return question
