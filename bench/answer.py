@@ -4,7 +4,8 @@
 
 For each precision, a fresh process loads SmolLM2-135M-Instruct and answers questions about the
 user guide with k=3 passages: time to first token, decode tokens/s, the whole reply's seconds (what a
-beam search, which comes whole, costs), peak RSS, bytes of weights, and the memory-bandwidth bound (read bandwidth / weight bytes read per token). Also calibrates the
+beam search, which comes whole, costs), peak RSS, bytes of weights, and the memory-bandwidth bound
+(read bandwidth / weight bytes read per token). Also calibrates the
 abstention threshold (best cosine of answerable vs off-topic questions) and, when
 ../shared/evalcorpus is present, the share of 20 ARAGOG dev answers whose primary source is the
 gold paper. Writes bench/results/answer.json.

@@ -21,7 +21,10 @@ _ENDS = ".!?。！？:;)]\"”'’*"  # what a finished sentence ends on ("... l
 _VERDICT = re.compile(r"\W*(yes|no)\b", re.IGNORECASE)
 NO_REPLY = "(No answer: the model's reply only repeated the question or said nothing.)"
 NO_REPLY_ZH = "（没有回答：模型只重复了问题。）"
-_FILLER = re.compile(r"^\W*(?:(?:the )?answer(?: to (?:this|the) question)? is\b|(?:\d+(?:\.\d+)*[.):]\s*)+)")
+# "The answer (to this question) is": a filler where it opens a sentence (echo tests read past it), a preamble
+# where it opens the reply before the answer itself (left out: see without_preamble)
+_ANSWER, _TO_QUESTION = r"(?:the\s+)?answer", r"\s+to\s+(?:this|the|your)\s+question"
+_FILLER = re.compile(rf"^\W*(?:{_ANSWER}(?:{_TO_QUESTION})?\s+is\b|(?:\d+(?:\.\d+)*[.):]\s*)+)", re.IGNORECASE)
 # a sentence whose content is a pointer to sources ("The dataset used in this work is [1].",
 # "The features extracted are [1], [2], [3], [4]."): with the markers gone it ends on a function word
 _MARKERS = re.compile(r"\(?(?:see\s+)?(?:\[\d+(?:\s*[,;]\s*\d+)*\][,;\s]*(?:and\s+)?)+\)?", re.IGNORECASE)
@@ -44,9 +47,8 @@ _PARTIAL_HEADER = re.compile(r"\[\d*(?:\]\s*(?:\([^()\n]*)?)?$|\([\w\-]*(?:\.\w*
 
 # a preamble before the answer itself ("The answer to this question is: PAL handles ...": 6 of 71 ARAGOG dev
 # replies of the shipped adapter, 1 of the untuned model's), and what may still become one while streaming
-_PREAMBLE = re.compile(r"\s*(?:the\s+)?answer(?:\s+to\s+(?:this|the|your)\s+question\s+is\b\s*(?::|that\b)?|\s+is\s*:)\s*",
-                       re.IGNORECASE)
-_PREAMBLES = ("the answer to this question is:", "the answer to the question is:", "the answer is:")
+_PREAMBLE = re.compile(rf"\s*{_ANSWER}(?:{_TO_QUESTION}\s+is\b\s*(?::|that\b)?|\s+is\s*:)\s*", re.IGNORECASE)
+_PREAMBLES = [f"the answer to {w} question is:" for w in ("this", "the", "your")] + ["the answer is:"]
 
 
 def without_preamble(raw: str, final: bool = True) -> str:

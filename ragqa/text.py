@@ -64,7 +64,8 @@ def is_chinese(text: str) -> bool:
 _YES_NO = re.compile(r"^(is|are|was|were|do|does|did|can|could|has|have|had|will|would|should|shall|may|might)\b",
                      re.IGNORECASE)
 # "Can you describe ...", "Could you explain ...": a request for an explanation, not a yes/no question
-_REQUEST = re.compile(r"^(can|could|would|will)\s+you\b", re.IGNORECASE)
+_YOU = r"^(?:can|could|would|will)\s+you\b"
+_REQUEST = re.compile(_YOU, re.IGNORECASE)
 
 
 def is_yes_no(question: str) -> bool:
@@ -74,7 +75,7 @@ def is_yes_no(question: str) -> bool:
 
 # "Can you (please) describe X?": the request with its verb, "you" and "please" left out; only verbs of
 # asking for an account, since "Would you say ...?" or "Can you use X with Y?" ask a yes or no
-_POLITE = re.compile(r"^(?:can|could|would|will)\s+you\s+(?:please\s+)?(?=(?:describe|explain|tell|name|list|give|"
+_POLITE = re.compile(_YOU + r"\s+(?:please\s+)?(?=(?:describe|explain|tell|name|list|give|"
                      r"provide|summari[sz]e|outline|elaborate|clarify|show|define|compare|discuss|detail|identify|"
                      r"specify|walk|illustrate|contrast|break)\b)", re.IGNORECASE)
 

@@ -420,7 +420,7 @@ def test_a_stream_holds_back_an_echo_until_it_says_something():
     ("The answer is: yes, the lexicon is shared [1].", "Yes, the lexicon is shared [1]."),
     ("The answer to the question is the BooksCorpus and Wikipedia.", "The BooksCorpus and Wikipedia."),
     ("The answer to this question is that RoBERTa trains longer.", "RoBERTa trains longer."),
-    # a value alone says something: it was dropped as list debris, and read "97." as a list number
+    # a value alone says something: it was dropped as list debris (no letter), and the answer with it
     ("The answer is: 97.6%\n\nIt is stated in the abstract.", "97.6% It is stated in the abstract."),
     ("The answer is that BERT uses masked language modelling.", "The answer is that BERT uses masked language modelling."),
     ("The answerer is a second model.", "The answerer is a second model."),
