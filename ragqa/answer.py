@@ -140,7 +140,7 @@ def prepare(question: str, generator, retriever=None, config: AnswerConfig | Non
     if not ask_model:
         return result, None
     messages = build_messages(question, result.sources, history, config.history_turns, result.retrieval,
-                              (config.system if result.retrieval else "") or None, config.yes_no_hint)
+                              (config.system if result.retrieval else "") or None, config.yes_no_hint, config.example)
     result.timings["prompt_tokens"] = generator.count_tokens("\n".join(m["content"] for m in messages))
     return result, messages
 

@@ -251,6 +251,9 @@ class AnswerConfig:
     focus_tokens: int = 300
     lead_quote: bool = True  # open the answer with the retrieved sentence closest to the question, quoted
     system: str = ""  # instruction given with the sources; "" = the built-in one (retrieval/context.py)
+    # show the model one worked example (retrieval.context.EXAMPLE) before the question: longer replies, similarity
+    # up and token F1 down on the dev sets, neither beyond its interval (README, "Answers"), so off by default
+    example: bool = False
     yes_no_hint: bool = True  # ask yes/no questions to be answered "Yes" or "No" first, and open the reply so
     max_sentences: int = 3  # the reply is cut after this many sentences (0 = as generated)
     drop_empty: bool = True  # leave out reply sentences that say nothing new (ragqa.reply.empty_reply)

@@ -79,19 +79,41 @@ def cut(text: str, budget: int, generator) -> str:
     return out
 
 
+# One worked example, shown before the real question when the answer has sources (`answer.example`): a
+# question answered in a sentence that restates it in the sources' own words. On a topic no paper is about,
+# so that nothing of it can pass for an answer about the user's documents.
+EXAMPLE = [{"role": "user", "content": """Sources:
+
+[1] (heat-pumps.pdf, p. 3)
+A heat pump moves heat from a cold place to a warm one by compressing a refrigerant. The ratio of heat \
+delivered to electricity used is its coefficient of performance (COP). Typical air-source units reach a COP \
+of 3 to 4 in mild weather.
+
+[2] (boilers.pdf, p. 7)
+A gas boiler burns fuel to heat water, with efficiencies of about 90%.
+
+Question: How efficient are air-source heat pumps in mild weather?"""},
+           {"role": "assistant", "content": "In mild weather, air-source heat pumps reach a coefficient of "
+            "performance (COP) of 3 to 4, so they deliver three to four times as much heat as the electricity "
+            "they use."}]
+
+
 def build_messages(question: str, sources: list[Source], history: list[tuple[str, str]],
                    turns: int, use_retrieval: bool, system: str | None = None,
-                   yes_no_hint: bool = False) -> list[dict]:
+                   yes_no_hint: bool = False, example: bool = False) -> list[dict]:
     """System prompt, recent turns, then the sources block and the question.
 
     ``system`` replaces the default instruction (``answer.system`` in the config); ``yes_no_hint``
-    asks a yes/no question to be answered "Yes" or "No" first.
+    asks a yes/no question to be answered "Yes" or "No" first; ``example`` shows the worked
+    ``EXAMPLE`` first (with retrieval, and not before a Chinese question: it is in English).
     """
     question = as_request(question)
     if yes_no_hint and is_yes_no(question):
         question += " " + YES_NO_HINT
     instruction = system or (SYSTEM_RAG if use_retrieval else SYSTEM_BARE)
     messages = [{"role": "system", "content": instruction + (IN_CHINESE if is_chinese(question) else "")}]
+    if example and use_retrieval and not is_chinese(question):
+        messages += EXAMPLE
     for q, a in history[-turns:] if turns > 0 else []:
         messages += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
     if not use_retrieval:

@@ -282,6 +282,21 @@ def test_shape_cuts_after_the_answer_and_opens_yes_no_replies_with_the_verdict(r
     assert shape(raw, question, plain_answer_config(max_sentences=2, yes_no_hint=True)) == expected
 
 
+def test_the_worked_example_comes_before_the_question_only_when_the_answer_has_sources(retriever):
+    from retrieval.context import EXAMPLE, build_messages
+
+    gen = QueueGenerator("BERT reads text in both directions.", "BERT reads text in both directions.")
+    history = [("What is BERT?", "An encoder.")]
+    for example in (True, False):
+        cfg = plain_answer_config(k=2, abstain_below=0.1, example=example)
+        list(stream_answer("Does BERT read text in both directions?", gen, retriever, cfg, history=history))
+    shown, plain = gen.prompts
+    assert shown[1:3] == EXAMPLE and shown[3]["content"] == "What is BERT?" and shown[-1]["content"].startswith("Sources:")
+    assert shown[3:] == plain[1:] and EXAMPLE[0] not in plain
+    for question, use_retrieval in (("What is BERT?", False), ("量化有什么作用？", True)):  # no sources; in Chinese
+        assert EXAMPLE[0] not in build_messages(question, [], [], 0, use_retrieval, example=True)
+
+
 def test_shaped_stream_is_what_the_answer_holds(retriever):
     gen = QueueGenerator("BERT reads text in both directions [1]. It is an encoder. It has many layers. And more.")
     cfg = plain_answer_config(k=2, abstain_below=0.1, max_sentences=2, yes_no_hint=True)
