@@ -47,22 +47,34 @@ def best_reply(record, replies: list[str], embedder, min_similarity: float,
     shaped = [s for s in dict.fromkeys(shaped) if s]
     if not shaped:
         return "", "empty"
-    bare = set()  # a verdict alone ("Yes.") is a right answer that shares no words with the quote
-    if record.kind == "judgmental":
-        verdict = record.answer.split(".")[0].strip().lower()
-        shaped = [s for s in shaped if s.lower().startswith(verdict)]
-        bare = {s for s in shaped if s.lower().rstrip(".!") == verdict}
-        if not shaped:
-            return "", "wrong_verdict"
-    elif record.kind == "numeric":
-        wanted = set(_NUMBER.findall(record.answer.split('"')[0])) or set(_NUMBER.findall(record.quote))
-        shaped = [s for s in shaped if wanted & set(_NUMBER.findall(s))]
-        if not shaped:
-            return "", "wrong_number"
-    vectors = np.asarray(embedder.embed_batch([record.quote] + shaped))
-    cosine = [c if s not in bare else min_similarity for s, c in zip(shaped, vectors[1:] @ vectors[0])]
-    best = int(np.argmax(cosine))
-    return (shaped[best], "") if cosine[best] >= min_similarity else ("", "far_from_oracle")
+    verdicts = judge(record, shaped, embedder, min_similarity)
+    right = [(cosine, -i) for i, (why, cosine) in enumerate(verdicts) if not why]
+    if right:
+        return shaped[-max(right)[1]], ""
+    reasons = {why for why, _ in verdicts}  # right verdict or number but far from the oracle says most
+    return "", "far_from_oracle" if "far_from_oracle" in reasons else verdicts[0][0]
+
+
+def judge(record, shaped: list[str], embedder, min_similarity: float) -> list[tuple[str, float]]:
+    """Each shaped reply to ``record``: why it is wrong ('' when right) and its cosine to the oracle's
+    quote (-1 when empty). Right: the record's verdict, the record's number, and a cosine of at least
+    ``min_similarity`` — a verdict alone ("Yes.") shares no words with the quote and passes."""
+    verdict = record.answer.split(".")[0].strip().lower() if record.kind == "judgmental" else ""
+    wanted = set(_NUMBER.findall(record.answer.split('"')[0])) or set(_NUMBER.findall(record.quote))
+    said = list(dict.fromkeys(s for s in shaped if s))
+    vectors = np.asarray(embedder.embed_batch([record.quote] + said)) if said else np.zeros((1, 1))
+    cosine = dict(zip(said, (vectors[1:] @ vectors[0]).tolist()))
+    out = []
+    for s in shaped:
+        if not s:
+            out.append(("empty", -1.0))
+            continue
+        c = min_similarity if verdict and s.lower().rstrip(".!") == verdict else cosine[s]
+        why = ("wrong_verdict" if verdict and not s.lower().startswith(verdict) else
+               "wrong_number" if record.kind == "numeric" and not wanted & set(_NUMBER.findall(s)) else
+               "far_from_oracle" if c < min_similarity else "")
+        out.append((why, float(c)))
+    return out
 
 
 def _whole(text: str) -> str:

@@ -500,6 +500,53 @@ def replies_cmd(data: Path = typer.Option(..., "--data", "-d", help="A gen-data 
     say("funnel: " + ", ".join(f"{k} {v}" for k, v in stats["funnel"].items()) + f" → {out_dir}")
 
 
+@app.command("pairs")
+@friendly
+def pairs_cmd(data: Path = typer.Option(..., "--data", "-d", help="A gen-data or select folder, e.g. data/papers."),
+              out_file: Path = typer.Option(..., "--out", "-o", help="Pairs file, e.g. data/papers-pairs.jsonl."),
+              samples: Optional[int] = typer.Option(None, "--samples", help="Sampled replies per record besides "
+                                                    "the greedy one (default 3)."),
+              adapter: Optional[str] = typer.Option(None, "--adapter", help="The adapter whose replies are judged "
+                                                    "(default auto: the shipped one)."),
+              quiet: bool = typer.Option(False, "--quiet", "-q"), config: Optional[Path] = ConfigOpt):
+    """Preference pairs from the model's own replies: its best right reply and its worst wrong one.
+
+    Example: ragqa pairs --data data/papers --out data/papers-pairs.jsonl
+    """
+    from finetune import preference_pairs
+    from ragqa.config import load_config
+
+    cfg = load_config(config, data={"reply_samples": samples}, generator={"adapter": adapter})
+    stats = preference_pairs(data, out_file, cfg, progress=not quiet)
+    out.print(f"pairs: {dict(stats['pairs'])}; " + ", ".join(f"{k} {v}" for k, v in stats["funnel"].items())
+              + f" → {out_file}", highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command("prefer")
+@friendly
+def prefer_cmd(pairs: Path = typer.Option(..., "--pairs", "-p", help="A `ragqa pairs` file."),
+               out_dir: Path = typer.Option(..., "--out", "-o", help="Run folder, e.g. runs/papers-prefer."),
+               replay: Optional[Path] = typer.Option(None, "--replay", help="A `ragqa replies` folder whose right "
+                                                     "replies (prefer.replay_kinds) are learned beside the pairs."),
+               init_adapter: Optional[str] = typer.Option(None, "--init-adapter", help="The adapter to train "
+                                                          "(default auto: the shipped one)."),
+               quiet: bool = typer.Option(False, "--quiet", "-q"), config: Optional[Path] = ConfigOpt):
+    """Preference optimisation (DPO with the chosen reply's likelihood) of the answer adapter on its own pairs.
+
+    Example: ragqa prefer --pairs data/papers-pairs.jsonl --replay data/papers-replies --out runs/papers-prefer
+    """
+    from finetune import prefer
+    from ragqa.config import load_config
+
+    cfg = load_config(config, train={"init_adapter": init_adapter})
+    say = lambda line: out.print(line, highlight=False, markup=False, soft_wrap=True)  # noqa: E731
+    m = prefer(pairs, out_dir, cfg, replay=replay, progress=not quiet, say=say)
+    last = m["epochs"][-1]
+    say(f"{len(m['epochs'])} epochs, loss {last['loss']:.3f}, validation preference accuracy "
+        f"{m['validation_accuracy_before']} → {last['validation_accuracy']} → {out_dir} "
+        f"(use: ragqa ask \"…\" --adapter {out_dir})")
+
+
 @app.command("train")
 @friendly
 def train_cmd(data: Path = typer.Option(..., "--data", "-d", help="A gen-data/select folder or a .jsonl of chats."),

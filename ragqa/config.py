@@ -474,6 +474,45 @@ class TrainConfig:
 
 
 @dataclass
+class PreferConfig:
+    """Preference optimisation on the model's own replies (`ragqa pairs`, `ragqa prefer`; finetune/_prefer.py)."""
+    beta: float = 0.1  # DPO's: how far the adapter may move from where it starts
+    nll_weight: float = 1.0  # the chosen reply's log-likelihood beside each pair's loss (RPO); 0 = plain DPO
+    learning_rate: float = 1e-4
+    epochs: int = 2
+    grad_accum: int = 4  # pairs a step
+    max_length: int = 1024  # tokens per prompt and reply; longer pairs are left out
+    # no pairs for these kinds: on SmolLM2 their pairs moved verdicts the right replies had ("judgmental" = yes/no)
+    skip_kinds: str = "judgmental"
+    # the replayed right replies (ragqa prefer --replay DATA): of these kinds, to hold what the pairs must not move
+    replay_kinds: str = "judgmental"
+    near_identical: float = 0.8  # a pair whose replies are this alike (difflib ratio) teaches nothing: dropped
+
+    def __post_init__(self):
+        if self.beta <= 0 or self.learning_rate <= 0 or self.nll_weight < 0:
+            raise ConfigError("prefer.beta and prefer.learning_rate must be > 0, prefer.nll_weight >= 0")
+        if self.epochs < 1 or self.grad_accum < 1 or self.max_length < 32:
+            raise ConfigError("prefer.epochs and prefer.grad_accum must be >= 1, prefer.max_length >= 32")
+        if not 0 < self.near_identical <= 1:
+            raise ConfigError(f"prefer.near_identical={self.near_identical}: a difflib ratio, above 0 and at most 1")
+        for name in ("skip_kinds", "replay_kinds"):
+            if unknown := set(_kinds(getattr(self, name))) - set(KINDS):
+                raise ConfigError(f"prefer.{name}: unknown kind {', '.join(sorted(unknown))} — use {', '.join(KINDS)}")
+
+    @property
+    def skip_kind_list(self) -> list[str]:
+        return _kinds(self.skip_kinds)
+
+    @property
+    def replay_kind_list(self) -> list[str]:
+        return _kinds(self.replay_kinds)
+
+
+def _kinds(text: str) -> list[str]:
+    return [k.strip() for k in text.split(",") if k.strip()]
+
+
+@dataclass
 class Config:
     embedder: EmbedderConfig = dataclasses.field(default_factory=EmbedderConfig)
     ingest: IngestConfig = dataclasses.field(default_factory=IngestConfig)
@@ -485,6 +524,7 @@ class Config:
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    prefer: PreferConfig = dataclasses.field(default_factory=PreferConfig)
 
 
 def load_config(path: str | Path | None = None, **overrides: dict) -> Config:

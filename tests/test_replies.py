@@ -194,3 +194,39 @@ def test_kept_targets_are_rebalanced_so_a_repliers_bias_does_not_become_the_tune
     assert sum(r.abstain for r in kept) == (8 + 6 + 4) // 4  # a fifth of the whole
     at = [next(i for i, x in enumerate(records) if x is r) for r in kept]
     assert at == sorted(at)  # in their order
+
+
+def test_a_preference_pair_is_the_best_right_reply_against_the_worst_wrong_one(embedder):
+    from finetune._prefer import _pair
+
+    config = Config()
+    best, short = "The encoder stacks six identical layers of attention.", "The encoder has six layers."
+    far, debris = "Cats sleep most of the day in warm places.", "1. 1. 1."
+    pair, why = _pair(record(), [short, far, best, debris], embedder, config)
+    # a reply that says nothing once shaped is the worst, and is rejected as the model wrote it
+    assert not why and (pair["chosen"], pair["rejected"]) == (best, debris) and pair["margin"] > 1
+    assert _pair(record(), [far, debris], embedder, config) == (None, "none_right")
+    assert _pair(record(), [best, best], embedder, config) == (None, "none_wrong")
+    yes = record("judgmental", "Is it true that the encoder stacks six identical layers?", f'Yes. "{QUOTE}" [1]')
+    # the verdict is all that differs: too alike to teach anything beyond it
+    assert _pair(yes, ["Yes, the encoder stacks six identical layers.", "No, the encoder stacks six identical layers."],
+                 embedder, config) == (None, "near_identical")
+
+
+def test_pairs_are_made_for_the_records_with_a_right_and_a_wrong_reply_and_no_yes_no_ones(dataset, tmp_path, word_embedder):
+    from finetune import preference_pairs
+
+    before, _ = load_pool(dataset)
+    answerable = [r for n in ("train", "validation") for r in before[n] if not r.abstain]
+    right = {r.question: paraphrase(r.quote) for r in answerable[::2]}  # the greedy reply is always wrong
+    stats = preference_pairs(dataset, tmp_path / "pairs.jsonl", Config(data=DataConfig(reply_samples=2)),
+                             generator=Replies(right), embedder=word_embedder, progress=False)
+    pairs = [json.loads(line) for line in open(tmp_path / "pairs.jsonl")]
+    by_question = {r.question: r for r in answerable}
+    wanted = {q for q in right if by_question[q].kind != "judgmental"}  # only these can have a right reply
+    assert {p["prompt"][-1]["content"].rsplit("Question: ", 1)[1] for p in pairs} <= wanted and len(pairs) >= 2
+    for p in pairs:
+        question = p["prompt"][-1]["content"].rsplit("Question: ", 1)[1]
+        assert p["chosen"].startswith("In short") and p["rejected"].startswith("Pineapples") and p["kind"] != "judgmental"
+        assert p["prompt"] == by_question[question].messages()[:-1] and p["split"] in ("train", "validation")
+    assert sum(stats["pairs"].values()) == len(pairs) and stats["funnel"]["paired"] == len(pairs)

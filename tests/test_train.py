@@ -404,3 +404,31 @@ def torch_equal(a, b) -> bool:
     import torch
 
     return torch.equal(a.float(), b.float())
+
+
+def test_preferences_move_the_adapter_toward_the_chosen_replies_with_the_replayed_ones(tiny_base, tiny_run, tmp_path):
+    from finetune import prefer
+    from finetune._records import Record
+    from ragqa.config import PreferConfig
+
+    pairs = []
+    for i in range(6):  # the colour the source gives, preferred to another; validation: the same pairs
+        colour, other = COLOURS[i % len(COLOURS)], COLOURS[(i + 3) % len(COLOURS)]
+        pairs += [{"split": split, "kind": "factual", "prompt": chat(i)[:-1], "chosen": f"Box {i} is {colour}.",
+                   "rejected": f"Box {i} is {other}."} for split in ("train", "validation")]
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    replies = tmp_path / "replies"
+    replies.mkdir()
+    records = [Record(f"Is box {i} red?", "Yes [1].", kind, "deterministic", "d", "d.md", "T", "c", quote=f"Box {i} is red.",
+                      sources=[], abstain=abstain) for i, (kind, abstain) in
+               enumerate([("judgmental", False), ("judgmental", False), ("judgmental", True), ("factual", False)])]
+    (replies / "train.jsonl").write_text("".join(json.dumps(r.to_dict()) + "\n" for r in records))
+    config = cfg(init_adapter=tiny_run)
+    config.generator.model, config.prefer = tiny_base, PreferConfig(learning_rate=3e-2, epochs=3, grad_accum=2)
+    m = prefer(tmp_path / "pairs.jsonl", tmp_path / "pref", config, replay=replies, progress=False)
+    # the reference is the adapter it starts from: no pair is preferred yet, and after training all are
+    assert m["validation_accuracy_before"] == 0 and m["epochs"][-1]["validation_accuracy"] == 1
+    assert m["train_pairs"] == m["validation_pairs"] == 6 and m["replayed"] == 2  # answering yes/no replies only
+    assert (tmp_path / "pref" / "adapter_config.json").is_file()
+    with pytest.raises(ConfigError, match="no pairs file — make one: ragqa pairs"):
+        prefer(tmp_path / "none.jsonl", tmp_path / "x", config, progress=False)
