@@ -477,12 +477,15 @@ def select_cmd(data: Path = typer.Option(..., "--data", "-d", help="A gen-data f
     say(f"{stats['splits']['train']['records']} train records → {out_dir}")
 
 
+DataOpt = typer.Option(..., "--data", "-d", help="A gen-data or select folder, e.g. data/papers.")
+SamplesOpt = typer.Option(None, "--samples", help="Sampled replies per record besides the greedy one (default 3).")
+
+
 @app.command("replies")
 @friendly
-def replies_cmd(data: Path = typer.Option(..., "--data", "-d", help="A gen-data or select folder, e.g. data/papers."),
+def replies_cmd(data: Path = DataOpt,
                 out_dir: Path = typer.Option(..., "--out", "-o", help="New dataset folder, e.g. data/NAME-replies."),
-                samples: Optional[int] = typer.Option(None, "--samples", help="Sampled replies per record besides "
-                                                      "the greedy one (default 3)."),
+                samples: Optional[int] = SamplesOpt,
                 model: Optional[str] = ModelOpt, precision: Optional[str] = PrecisionOpt,
                 quiet: bool = typer.Option(False, "--quiet", "-q"), config: Optional[Path] = ConfigOpt):
     """Targets in the model's own words: its best right reply to each record (rejection sampling).
@@ -502,10 +505,9 @@ def replies_cmd(data: Path = typer.Option(..., "--data", "-d", help="A gen-data 
 
 @app.command("pairs")
 @friendly
-def pairs_cmd(data: Path = typer.Option(..., "--data", "-d", help="A gen-data or select folder, e.g. data/papers."),
+def pairs_cmd(data: Path = DataOpt,
               out_file: Path = typer.Option(..., "--out", "-o", help="Pairs file, e.g. data/papers-pairs.jsonl."),
-              samples: Optional[int] = typer.Option(None, "--samples", help="Sampled replies per record besides "
-                                                    "the greedy one (default 3)."),
+              samples: Optional[int] = SamplesOpt,
               adapter: Optional[str] = typer.Option(None, "--adapter", help="The adapter whose replies are judged "
                                                     "(default auto: the shipped one)."),
               quiet: bool = typer.Option(False, "--quiet", "-q"), config: Optional[Path] = ConfigOpt):
