@@ -25,3 +25,20 @@ def test_a_short_lora_run_on_smollm2_learns_and_its_adapter_answers(real_generat
                                            precision="fp32"))
     reply = "".join(tuned.generate(chat(20)[:-1]))
     assert "box number 20" in reply and tuned.count_tokens(reply) < 48  # learned the quote, and stopped
+
+
+def test_preferences_move_the_shipped_smollm2_adapter_toward_the_chosen_replies(tmp_path):
+    import json
+
+    from finetune import prefer
+    from ragqa.config import PreferConfig
+    from test_train import COLOURS
+
+    pairs = [{"split": split, "kind": "factual", "prompt": chat(i)[:-1], "chosen": f"Box {i} is {COLOURS[i]}.",
+              "rejected": f"Box {i} is {COLOURS[i + 3]}."} for i in range(4) for split in ("train", "validation")]
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    config = Config(prefer=PreferConfig(learning_rate=1e-3, epochs=1, grad_accum=2))  # the default model, adapter auto
+    m = prefer(tmp_path / "pairs.jsonl", tmp_path / "pref", config, progress=False)
+    assert m["init_adapter"] == "auto" and m["validation_accuracy_before"] == 0
+    assert m["epochs"][-1]["validation_accuracy"] >= 0.75  # the right colour now beats the wrong one
+    assert (tmp_path / "pref" / "adapter_model.safetensors").is_file()
