@@ -81,11 +81,7 @@ def prefer(pairs, out, config: Config | None = None, replay=None, progress: bool
     pc, tc = config.prefer, replace(config.train, init_adapter=config.train.init_adapter or "auto")
     model, tokenizer = load_for_training(config.generator.model, tc, config.generator)
     stops = stop_ids(tokenizer, model)
-    rows = _read_pairs(Path(pairs))
-    encoded = [(encode(r["prompt"] + [{"role": "assistant", "content": r[k]}], tokenizer, stops) for k in ("chosen", "rejected"))
-               for r in rows]
-    kept = [(c, r, row["split"]) for (c, r), row in zip(encoded, rows) if max(c["length"], r["length"]) <= pc.max_length]
-    train, val = [k[:2] for k in kept if k[2] == "train"], [k[:2] for k in kept if k[2] == "validation"]
+    train, val = encode_pairs(_read_pairs(Path(pairs)), tokenizer, stops, pc.max_length)
     if not train:
         raise ConfigError(f"{pairs}: no train pair within prefer.max_length={pc.max_length} tokens — make pairs first: "
                           "ragqa pairs --data data/NAME --out data/NAME-pairs.jsonl")
@@ -107,6 +103,21 @@ def prefer(pairs, out, config: Config | None = None, replay=None, progress: bool
                "config": vars(pc)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
     return metrics
+
+
+def encode_pairs(rows: list[dict], tokenizer, stops: set[int], max_length: int) -> tuple[list, list]:
+    """The train and validation pairs as (chosen, rejected) encoded chats; pairs over ``max_length`` left out."""
+    from finetune._train import encode
+
+    def chat(row: dict, reply: str) -> dict:
+        return encode(row["prompt"] + [{"role": "assistant", "content": row[reply]}], tokenizer, stops)
+
+    pairs = {"train": [], "validation": []}
+    for row in rows:
+        chosen, rejected = chat(row, "chosen"), chat(row, "rejected")
+        if max(chosen["length"], rejected["length"]) <= max_length:
+            pairs[row["split"]].append((chosen, rejected))
+    return pairs["train"], pairs["validation"]
 
 
 def _optimise(model, tokenizer, train, val, replayed, reference, pc, seed: int, progress: bool) -> list[dict]:
@@ -183,8 +194,9 @@ def _read_pairs(path: Path) -> list[dict]:
         raise ConfigError(f"{path}: no pairs file — make one: ragqa pairs --data data/NAME --out {path}")
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     for i, row in enumerate(rows):
-        if not {"prompt", "chosen", "rejected", "split"} <= set(row):
-            raise ConfigError(f"{path} row {i}: needs prompt, chosen, rejected and split (from ragqa pairs)")
+        if not {"prompt", "chosen", "rejected", "split"} <= set(row) or row["split"] not in ("train", "validation"):
+            raise ConfigError(f"{path} row {i}: needs prompt, chosen, rejected and split (train or validation), "
+                              "as ragqa pairs writes them")
     return rows
 
 

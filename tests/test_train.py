@@ -406,6 +406,20 @@ def torch_equal(a, b) -> bool:
     return torch.equal(a.float(), b.float())
 
 
+def test_each_pair_is_encoded_from_its_own_row_and_long_ones_are_left_out(tiny_base):
+    from finetune._prefer import encode_pairs
+
+    tok = tokenizer_of(tiny_base)
+    rows = [{"split": "train" if i < 3 else "validation", "prompt": chat(i)[:-1], "chosen": f"Box {i} is {COLOURS[i]}.",
+             "rejected": f"Box {i} is {COLOURS[i + 3]}."} for i in range(5)]
+    rows[1]["chosen"] += " It is" + " very" * 600 + " red."
+    train, val = encode_pairs(rows, tok, stop_ids(tok), max_length=512)
+    assert (len(train), len(val)) == (2, 2)
+    for (chosen, rejected), i in zip(train + val, (0, 2, 3, 4)):  # a lazily built pair read the last row for all
+        assert f"box {i} is {COLOURS[i]}" in tok.decode(chosen["input_ids"]).lower()
+        assert f"box {i} is {COLOURS[i + 3]}" in tok.decode(rejected["input_ids"]).lower()
+
+
 def test_preferences_move_the_adapter_toward_the_chosen_replies_with_the_replayed_ones(tiny_base, tiny_run, tmp_path):
     from finetune import prefer
     from finetune._records import Record
