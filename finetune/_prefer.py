@@ -90,10 +90,11 @@ def prefer(pairs, out, config: Config | None = None, replay=None, progress: bool
     say(f"{len(train)} train and {len(val)} validation pairs, {len(replayed)} replayed replies")
     torch.manual_seed(tc.seed)  # LoRA dropout: the same run twice gives the same adapter
     model.eval()
-    with torch.no_grad():  # the reference: the adapter as it starts
-        reference = {id(p): _logp(model, tokenizer, list(p))[0] for p in train + val}
-    before, started = _accuracy(model, tokenizer, val, reference, pc), time.time()
-    history = _optimise(model, tokenizer, train, val, replayed, reference, pc, tc.seed, progress)
+    with torch.no_grad():  # the reference: the adapter as it starts, kept with each pair
+        train = [(c, r, _logp(model, tokenizer, [c, r])[0]) for c, r in train]
+        val = [(c, r, _logp(model, tokenizer, [c, r])[0]) for c, r in val]
+    before, started = _accuracy(model, tokenizer, val, pc), time.time()
+    history = _optimise(model, tokenizer, train, val, replayed, pc, tc.seed, progress)
     out.mkdir(parents=True, exist_ok=True)
     model.peft_config["default"].base_model_name_or_path = config.generator.model
     model.save_pretrained(str(out))
@@ -120,7 +121,7 @@ def encode_pairs(rows: list[dict], tokenizer, stops: set[int], max_length: int) 
     return pairs["train"], pairs["validation"]
 
 
-def _optimise(model, tokenizer, train, val, replayed, reference, pc, seed: int, progress: bool) -> list[dict]:
+def _optimise(model, tokenizer, train, val, replayed, pc, seed: int, progress: bool) -> list[dict]:
     """``prefer.epochs`` passes over the pairs in a seeded order, ``prefer.grad_accum`` pairs a step."""
     import torch
     from tqdm import tqdm
@@ -132,7 +133,7 @@ def _optimise(model, tokenizer, train, val, replayed, reference, pc, seed: int, 
         order, losses = list(train), []
         rng.shuffle(order)
         for i, pair in enumerate(tqdm(order, disable=not progress, desc=f"prefer, epoch {epoch + 1}", unit="pair")):
-            loss = _pair_loss(model, tokenizer, pair, reference[id(pair)], pc)[0]
+            loss = _pair_loss(model, tokenizer, pair, pc)[0]
             if replayed:  # one right reply a pair, cycled
                 logp, n = _logp(model, tokenizer, [replayed[seen % len(replayed)]])
                 loss = loss - logp[0] / n[0]
@@ -143,21 +144,22 @@ def _optimise(model, tokenizer, train, val, replayed, reference, pc, seed: int, 
                 optimiser.step()
                 optimiser.zero_grad()
         history.append({"epoch": epoch + 1, "loss": sum(losses) / len(losses),
-                        "validation_accuracy": _accuracy(model, tokenizer, val, reference, pc)})
+                        "validation_accuracy": _accuracy(model, tokenizer, val, pc)})
     return history
 
 
-def _pair_loss(model, tokenizer, pair, reference, pc):
-    """DPO's loss on one pair plus ``prefer.nll_weight`` times the chosen reply's mean negative
-    log-likelihood; and the margin (chosen minus rejected, each against the reference)."""
+def _pair_loss(model, tokenizer, pair, pc):
+    """DPO's loss on one (chosen, rejected, reference) pair plus ``prefer.nll_weight`` times the chosen
+    reply's mean negative log-likelihood; and the margin (chosen minus rejected, each against the reference)."""
     import torch.nn.functional as F
 
-    logp, n = _logp(model, tokenizer, list(pair))
+    chosen, rejected, reference = pair
+    logp, n = _logp(model, tokenizer, [chosen, rejected])
     margin = (logp[0] - reference[0]) - (logp[1] - reference[1])
     return -F.logsigmoid(pc.beta * margin) + pc.nll_weight * (-logp[0] / n[0]), margin.item()
 
 
-def _accuracy(model, tokenizer, val, reference, pc) -> float | None:
+def _accuracy(model, tokenizer, val, pc) -> float | None:
     """Share of validation pairs whose chosen reply gained on the rejected one (None without pairs)."""
     import torch
 
@@ -165,27 +167,25 @@ def _accuracy(model, tokenizer, val, reference, pc) -> float | None:
         return None
     model.eval()
     with torch.no_grad():
-        margins = [_pair_loss(model, tokenizer, p, reference[id(p)], pc)[1] for p in val]
+        margins = [_pair_loss(model, tokenizer, p, pc)[1] for p in val]
     model.train()
     return sum(m > 0 for m in margins) / len(margins)
 
 
 def _logp(model, tokenizer, batch: list[dict]):
-    """Summed log-probability of each example's labelled (reply) tokens, and how many there are."""
+    """Summed log-probability of each example's labelled (reply) tokens, and how many there are: padded by
+    ``make_collator``, which asks the model for logits at the reply's positions only, as training does."""
     import torch
 
-    from finetune._train import IGNORE
+    from finetune._train import IGNORE, make_collator
 
-    width = max(e["length"] for e in batch)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    ids = torch.tensor([e["input_ids"] + [pad] * (width - e["length"]) for e in batch])
-    labels = torch.tensor([e["labels"] + [IGNORE] * (width - e["length"]) for e in batch])
-    mask = torch.tensor([[1] * e["length"] + [0] * (width - e["length"]) for e in batch])
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=ids.device.type == "cpu"):
-        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-    target = labels[:, 1:]
-    known = target != IGNORE
-    token_logp = torch.gather(logits.log_softmax(-1), 2, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    padded = make_collator(tokenizer)([{"input_ids": e["input_ids"], "labels": e["labels"]} for e in batch])
+    padded = {k: v.to(model.device) for k, v in padded.items()}
+    labels = padded.pop("labels")[:, 1:]
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=model.device.type == "cpu"):
+        logits = model(**padded).logits.float()
+    known = labels != IGNORE
+    token_logp = torch.gather(logits.log_softmax(-1), 2, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
     return (token_logp * known).sum(1), known.sum(1)
 
 

@@ -62,8 +62,10 @@ def judge(record, shaped: list[str], embedder, min_similarity: float) -> list[tu
     verdict = record.answer.split(".")[0].strip().lower() if record.kind == "judgmental" else ""
     wanted = set(_NUMBER.findall(record.answer.split('"')[0])) or set(_NUMBER.findall(record.quote))
     said = list(dict.fromkeys(s for s in shaped if s))
-    vectors = np.asarray(embedder.embed_batch([record.quote] + said)) if said else np.zeros((1, 1))
-    cosine = dict(zip(said, (vectors[1:] @ vectors[0]).tolist()))
+    cosine = {}
+    if said:
+        vectors = np.asarray(embedder.embed_batch([record.quote] + said))
+        cosine = dict(zip(said, (vectors[1:] @ vectors[0]).tolist()))
     out = []
     for s in shaped:
         if not s:
