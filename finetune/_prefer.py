@@ -68,13 +68,15 @@ def _pair(record, replies: list[str], embedder, config: Config) -> tuple[dict | 
     return {"chosen": chosen, "rejected": rejected, "margin": right[-1][0] - wrong[0][0]}, ""
 
 
-def prefer(pairs, out, config: Config | None = None, replay=None, progress: bool = True, say=None) -> dict:
+def prefer(pairs, out, config: Config | None = None, replay=None, progress: bool = True, say=None,
+           command: str = "") -> dict:
     """Train the adapter (``train.init_adapter``, by default the shipped one) on the pairs of JSONL file
     ``pairs`` into run folder ``out``; ``replay``: a dataset folder whose right replies of
-    ``prefer.replay_kinds`` are learned beside the pairs. Returns the metrics."""
+    ``prefer.replay_kinds`` are learned beside the pairs. Writes the adapter, ``metrics.json``, ``loss.png``
+    and a card; returns the metrics."""
     import torch
 
-    from finetune._train import encode, load_for_training, peak_rss_mb, stop_ids
+    from finetune._train import encode, load_for_training, peak_rss_mb, stop_ids, swap_in
 
     config, out = config or Config(), Path(out)
     say = say or (lambda line: None)
@@ -94,16 +96,59 @@ def prefer(pairs, out, config: Config | None = None, replay=None, progress: bool
         train = [(c, r, _logp(model, tokenizer, [c, r])[0]) for c, r in train]
         val = [(c, r, _logp(model, tokenizer, [c, r])[0]) for c, r in val]
     before, started = _accuracy(model, tokenizer, val, pc), time.time()
-    history = _optimise(model, tokenizer, train, val, replayed, pc, tc.seed, progress)
-    out.mkdir(parents=True, exist_ok=True)
+    history, log = _optimise(model, tokenizer, train, val, replayed, pc, tc.seed, progress)
     model.peft_config["default"].base_model_name_or_path = config.generator.model
-    model.save_pretrained(str(out))
-    metrics = {"pairs": str(pairs), "replay": str(replay or ""), "train_pairs": len(train), "validation_pairs": len(val),
-               "replayed": len(replayed), "init_adapter": tc.init_adapter, "validation_accuracy_before": before,
-               "epochs": history, "seconds": round(time.time() - started), "peak_rss_mb": round(peak_rss_mb()),
-               "config": vars(pc)}
+    metrics = {"base": config.generator.model, "pairs": str(pairs), "replay": str(replay or ""),
+               "train_pairs": len(train), "validation_pairs": len(val), "replayed": len(replayed),
+               "init_adapter": tc.init_adapter, "validation_accuracy_before": before, "epochs": history,
+               "seconds": round(time.time() - started), "peak_rss_mb": round(peak_rss_mb()), "config": vars(pc),
+               "log": log}
+    swap_in(model, out)  # an interrupted save leaves the run folder's previous adapter whole
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
+    plot_prefer(metrics, out / "loss.png")
+    (out / "README.md").write_text(prefer_card(metrics, out, command))
     return metrics
+
+
+def plot_prefer(metrics: dict, path: Path) -> None:
+    """Each step's loss and reward margin, and the held-out preference accuracy after each epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (loss_ax, margin_ax) = plt.subplots(1, 2, figsize=(9, 3.5))
+    steps = [h["step"] for h in metrics["log"]]
+    loss_ax.plot(steps, [h["loss"] for h in metrics["log"]], label="train (DPO + NLL)")
+    loss_ax.set(xlabel="step", ylabel="loss", title=f"prefer on {Path(metrics['base']).name}")
+    accuracy = [(e["step"], e["validation_accuracy"]) for e in metrics["epochs"] if e["validation_accuracy"] is not None]
+    if accuracy:
+        acc_ax = loss_ax.twinx()
+        acc_ax.plot(*zip(*accuracy), "o-", color="tab:orange", label="validation preference accuracy")
+        acc_ax.set(ylim=(0, 1), ylabel="validation preference accuracy")
+    margin_ax.plot(steps, [h["margin"] for h in metrics["log"]])
+    margin_ax.axhline(0, color="grey", linewidth=0.5)
+    margin_ax.set(xlabel="step", ylabel="chosen − rejected log-prob, vs reference", title="reward margin")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def prefer_card(metrics: dict, out: Path, command: str) -> str:
+    epochs, config = metrics["epochs"], metrics["config"]
+    accuracy = " → ".join(str(a) for a in [metrics["validation_accuracy_before"]] + [e["validation_accuracy"] for e in epochs])
+    lines = [f"# {out.name}: preference-tuned adapter for {metrics['base']}", "",
+             f"Trained with `{command or 'ragqa prefer'}`, from the adapter `{metrics['init_adapter']}`.", "",
+             f"- pairs: `{metrics['pairs']}` ({metrics['train_pairs']} train, {metrics['validation_pairs']} validation)",
+             f"- replayed right replies: {metrics['replayed']}" + (f" from `{metrics['replay']}`" if metrics["replay"] else ""),
+             f"- DPO β {config['beta']}, NLL weight {config['nll_weight']}, learning rate {config['learning_rate']}, "
+             f"{len(epochs)} epochs of {config['grad_accum']} pairs a step ({epochs[-1]['step'] if epochs else 0} steps)",
+             "- loss by epoch: " + ", ".join(f"{e['loss']:.3f}" for e in epochs)
+             + f"; validation preference accuracy {accuracy}",
+             f"- {metrics['seconds']} s, peak memory {metrics['peak_rss_mb']} MB RSS", "",
+             f"Use it: `ragqa ask \"…\" --adapter {out}`. The adapter holds weights, not documents: the pairs file's",
+             "data card lists the documents its questions were generated from."]
+    return "\n".join(lines) + "\n"
 
 
 def encode_pairs(rows: list[dict], tokenizer, stops: set[int], max_length: int) -> tuple[list, list]:
@@ -121,31 +166,35 @@ def encode_pairs(rows: list[dict], tokenizer, stops: set[int], max_length: int) 
     return pairs["train"], pairs["validation"]
 
 
-def _optimise(model, tokenizer, train, val, replayed, pc, seed: int, progress: bool) -> list[dict]:
-    """``prefer.epochs`` passes over the pairs in a seeded order, ``prefer.grad_accum`` pairs a step."""
+def _optimise(model, tokenizer, train, val, replayed, pc, seed: int, progress: bool) -> tuple[list[dict], list[dict]]:
+    """``prefer.epochs`` passes over the pairs in a seeded order, ``prefer.grad_accum`` pairs a step.
+    Returns each epoch's mean loss and validation preference accuracy, and each step's loss and margin."""
     import torch
     from tqdm import tqdm
 
     optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=pc.learning_rate)
-    rng, history, seen = random.Random(seed), [], 0
+    rng, history, log, seen = random.Random(seed), [], [], 0
     model.train()
     for epoch in range(pc.epochs):
-        order, losses = list(train), []
+        order, losses, margins = list(train), [], []
         rng.shuffle(order)
         for i, pair in enumerate(tqdm(order, disable=not progress, desc=f"prefer, epoch {epoch + 1}", unit="pair")):
-            loss = _pair_loss(model, tokenizer, pair, pc)[0]
+            loss, margin = _pair_loss(model, tokenizer, pair, pc)
             if replayed:  # one right reply a pair, cycled
                 logp, n = _logp(model, tokenizer, [replayed[seen % len(replayed)]])
                 loss = loss - logp[0] / n[0]
             seen += 1
             (loss / pc.grad_accum).backward()
             losses.append(loss.item())
+            margins.append(margin)
             if (i + 1) % pc.grad_accum == 0 or i == len(order) - 1:
                 optimiser.step()
                 optimiser.zero_grad()
-        history.append({"epoch": epoch + 1, "loss": sum(losses) / len(losses),
+                n = (i % pc.grad_accum) + 1  # the pairs of this step
+                log.append({"step": len(log) + 1, "loss": sum(losses[-n:]) / n, "margin": sum(margins[-n:]) / n})
+        history.append({"epoch": epoch + 1, "step": len(log), "loss": sum(losses) / len(losses),
                         "validation_accuracy": _accuracy(model, tokenizer, val, pc)})
-    return history
+    return history, log
 
 
 def _pair_loss(model, tokenizer, pair, pc):

@@ -460,18 +460,24 @@ def _metrics(trainer, result, tc, base, data, checked, trainable, total, smoke, 
 
 
 def _write_run(trainer, tokenizer, out: Path, metrics: dict, config: Config, command: str) -> None:
-    """The adapter (or model) at the top of ``out``, swapped in file by file after a complete save."""
+    """The adapter (or model) at the top of ``out``, with its metrics, loss curve and card."""
+    swap_in(trainer.model, out, tokenizer if config.train.method == "full" else None)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
+    plot_loss(metrics, out / "loss.png")
+    (out / "README.md").write_text(run_card(metrics, out, command))
+
+
+def swap_in(model, out: Path, tokenizer=None) -> None:
+    """Save ``model`` (and ``tokenizer``) to ``out``, swapped in file by file after a complete save: a
+    run killed while saving leaves the folder's previous adapter whole."""
     staging = out / ".final"
     shutil.rmtree(staging, ignore_errors=True)
-    trainer.model.save_pretrained(str(staging))
-    if config.train.method == "full":
+    model.save_pretrained(str(staging))
+    if tokenizer is not None:
         tokenizer.save_pretrained(str(staging))
     for f in staging.iterdir():
         os.replace(f, out / f.name)
     staging.rmdir()
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
-    plot_loss(metrics, out / "loss.png")
-    (out / "README.md").write_text(run_card(metrics, out, command))
 
 
 def plot_loss(metrics: dict, path: Path) -> None:

@@ -542,7 +542,8 @@ def prefer_cmd(pairs: Path = typer.Option(..., "--pairs", "-p", help="A `ragqa p
 
     cfg = load_config(config, train={"init_adapter": init_adapter})
     say = lambda line: out.print(line, highlight=False, markup=False, soft_wrap=True)  # noqa: E731
-    m = prefer(pairs, out_dir, cfg, replay=replay, progress=not quiet, say=say)
+    m = prefer(pairs, out_dir, cfg, replay=replay, progress=not quiet, say=say,
+               command="ragqa prefer " + " ".join(sys.argv[2:]))
     last = m["epochs"][-1]
     say(f"{len(m['epochs'])} epochs, loss {last['loss']:.3f}, validation preference accuracy "
         f"{m['validation_accuracy_before']} → {last['validation_accuracy']} → {out_dir} "

@@ -444,5 +444,9 @@ def test_preferences_move_the_adapter_toward_the_chosen_replies_with_the_replaye
     assert m["validation_accuracy_before"] == 0 and m["epochs"][-1]["validation_accuracy"] == 1
     assert m["train_pairs"] == m["validation_pairs"] == 6 and m["replayed"] == 2  # answering yes/no replies only
     assert (tmp_path / "pref" / "adapter_config.json").is_file()
+    assert len(m["log"]) == 9 and m["log"][-1]["margin"] > 0  # 3 steps of 2 pairs an epoch; chosen ahead by the end
+    assert (tmp_path / "pref" / "loss.png").stat().st_size > 0
+    card = (tmp_path / "pref" / "README.md").read_text()
+    assert "6 train, 6 validation" in card and "validation preference accuracy 0.0 → " in card
     with pytest.raises(ConfigError, match="no pairs file — make one: ragqa pairs"):
         prefer(tmp_path / "none.jsonl", tmp_path / "x", config, progress=False)
