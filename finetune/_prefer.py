@@ -121,7 +121,8 @@ def plot_prefer(metrics: dict, path: Path) -> None:
     steps = [h["step"] for h in metrics["log"]]
     loss_ax.plot(steps, [h["loss"] for h in metrics["log"]], label="train (DPO + NLL)")
     loss_ax.set(xlabel="step", ylabel="loss", title=f"prefer on {Path(metrics['base']).name}")
-    accuracy = [(e["step"], e["validation_accuracy"]) for e in metrics["epochs"] if e["validation_accuracy"] is not None]
+    accuracy = [(e["step"], e["validation_accuracy"]) for e in [{"step": 0, "validation_accuracy": metrics[
+        "validation_accuracy_before"]}] + metrics["epochs"] if e["validation_accuracy"] is not None]
     if accuracy:
         acc_ax = loss_ax.twinx()
         acc_ax.plot(*zip(*accuracy), "o-", color="tab:orange", label="validation preference accuracy")
@@ -218,7 +219,7 @@ def _accuracy(model, tokenizer, val, pc) -> float | None:
     with torch.no_grad():
         margins = [_pair_loss(model, tokenizer, p, pc)[1] for p in val]
     model.train()
-    return sum(m > 0 for m in margins) / len(margins)
+    return round(sum(m > 0 for m in margins) / len(margins), 3)
 
 
 def _logp(model, tokenizer, batch: list[dict]):
