@@ -147,8 +147,8 @@ def prefer_card(metrics: dict, out: Path, command: str) -> str:
              "- loss by epoch: " + ", ".join(f"{e['loss']:.3f}" for e in epochs)
              + f"; validation preference accuracy {accuracy}",
              f"- {metrics['seconds']} s, peak memory {metrics['peak_rss_mb']} MB RSS", "",
-             f"Use it: `ragqa ask \"…\" --adapter {out}`. The adapter holds weights, not documents: the pairs file's",
-             "data card lists the documents its questions were generated from."]
+             f"Use it: `ragqa ask \"…\" --adapter {out}`. The adapter holds weights, not documents; the documents",
+             "its questions came from are listed in the card (README.md) of the dataset `ragqa pairs` read."]
     return "\n".join(lines) + "\n"
 
 
