@@ -72,6 +72,8 @@ def _from_record(rec: dict, default_id: str) -> list[QAItem]:
     # e.g. TRIAL_800.md); its questions are pooled: asked of the whole index, the passage is the doc hit
     item.doc = str(rec.get("source_pdf") or rec.get("doc_id") or rec.get("source") or rec.get("doc")
                    or rec.get("passage_id") or "")
+    if "oracle_id" in rec and rec.get("source"):  # gen-data: doc_id is the index's hash, source its file
+        item.doc = Path(str(rec["source"])).name
     # QASPER names its paper in doc_id and is asked of it alone; gen-data records carry doc_id too,
     # but their questions are asked of the whole index, as a user would (oracle_id marks them)
     item.scoped = "doc_id" in rec and "source_pdf" not in rec and "oracle_id" not in rec

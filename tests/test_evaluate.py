@@ -6,6 +6,7 @@ from fakes import LoopingQueueGenerator, QueueGenerator, plain_answer_config
 from ingest import ingest
 from ragqa.config import Config, EvalConfig
 from ragqa.evaluate import evaluate
+from ragqa.metrics import doc_hit
 
 DOCS = {"bert.md": "# BERT\n\nBERT is pre-trained with masked language modelling and next sentence prediction.",
         "gpt.md": "# GPT\n\nGPT is trained autoregressively to predict the next token from left context.",
@@ -125,10 +126,13 @@ def test_gen_data_records_are_asked_of_the_whole_index_and_qasper_of_its_paper(t
 
     f = tmp_path / "q.jsonl"
     f.write_text(json.dumps({"question": "What does LoRA freeze?", "answer": "the weights", "doc_id": "ab12",
-                             "source": "lora.pdf", "oracle_id": "ab12-3"}) + "\n"
+                             "source": "/papers/lora.pdf", "oracle_id": "ab12-3"}) + "\n"
                  + json.dumps({"id": "q", "doc_id": "qasper_doc_00", "question": "What is it?", "answers": ["x"]}))
     gen, qasper = load_qa(f)[0]
     assert not gen.scoped and qasper.scoped
+    # a gen-data record's doc_id is the index's hash of the document: its doc hit is its source file
+    assert doc_hit(["/elsewhere/bert.pdf", "/home/me/papers/lora.pdf"], gen.doc, k=2) == 1
+    assert doc_hit(["/elsewhere/bert.pdf"], gen.doc, k=1) == 0
 
 
 def test_base_is_the_untuned_model_and_auto_what_ask_serves():
