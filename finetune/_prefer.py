@@ -21,7 +21,7 @@ from dataclasses import replace
 from difflib import SequenceMatcher
 from pathlib import Path
 
-from ragqa.config import Config
+from ragqa.config import Config, resolve_adapter
 from ragqa.errors import ConfigError
 from ragqa.reply import shape
 from finetune._replies import _whole, judge, sample_replies
@@ -100,7 +100,9 @@ def prefer(pairs, out, config: Config | None = None, replay=None, progress: bool
     model.peft_config["default"].base_model_name_or_path = config.generator.model
     metrics = {"base": config.generator.model, "pairs": str(pairs), "replay": str(replay or ""),
                "train_pairs": len(train), "validation_pairs": len(val), "replayed": len(replayed),
-               "init_adapter": tc.init_adapter, "validation_accuracy_before": before, "epochs": history,
+               # the folder, not "auto": the shipped adapter changes from release to release
+               "init_adapter": resolve_adapter(config.generator.model, tc.init_adapter) or tc.init_adapter,
+               "validation_accuracy_before": before, "epochs": history,
                "seconds": round(time.time() - started), "peak_rss_mb": round(peak_rss_mb()), "config": vars(pc),
                "log": log}
     swap_in(model, out)  # an interrupted save leaves the run folder's previous adapter whole
