@@ -31,7 +31,7 @@ def test_preferences_move_the_shipped_smollm2_adapter_toward_the_chosen_replies(
     import json
 
     from finetune import prefer
-    from ragqa.config import PreferConfig
+    from ragqa.config import PACKAGED_ADAPTER, PreferConfig
     from test_train import COLOURS
 
     pairs = [{"split": split, "kind": "factual", "prompt": chat(i)[:-1], "chosen": f"Box {i} is {COLOURS[i]}.",
@@ -39,6 +39,6 @@ def test_preferences_move_the_shipped_smollm2_adapter_toward_the_chosen_replies(
     (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
     config = Config(prefer=PreferConfig(learning_rate=1e-3, epochs=1, grad_accum=2))  # the default model, adapter auto
     m = prefer(tmp_path / "pairs.jsonl", tmp_path / "pref", config, progress=False)
-    assert m["init_adapter"] == "auto" and m["validation_accuracy_before"] == 0
+    assert m["init_adapter"] == str(PACKAGED_ADAPTER) and m["validation_accuracy_before"] == 0  # "auto", resolved
     assert m["epochs"][-1]["validation_accuracy"] >= 0.75  # the right colour now beats the wrong one
     assert (tmp_path / "pref" / "adapter_model.safetensors").is_file()
