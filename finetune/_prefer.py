@@ -23,8 +23,7 @@ from pathlib import Path
 
 from ragqa.config import Config, resolve_adapter
 from ragqa.errors import ConfigError
-from ragqa.reply import shape
-from finetune._replies import _whole, judge, sample_replies
+from finetune._replies import judge, sample_replies, shaped_replies
 from finetune._select import load_pool
 
 
@@ -55,7 +54,7 @@ def preference_pairs(data, out, config: Config | None = None, generator=None, em
 
 def _pair(record, replies: list[str], embedder, config: Config) -> tuple[dict | None, str]:
     """The best right and the worst wrong of ``replies`` as answer time shows them, or None and why not."""
-    shaped = [_whole(shape(r, record.question, config.answer, lead=record.quote)) for r in replies]
+    shaped = shaped_replies(record, replies, config.answer)
     verdicts = judge(record, shaped, embedder, config.data.reply_min_similarity)
     right = sorted((cos, s) for s, (why, cos) in zip(shaped, verdicts) if not why)
     # a reply that says nothing once shaped is rejected as the model wrote it

@@ -42,17 +42,20 @@ def best_reply(record, replies: list[str], embedder, min_similarity: float,
                answer: AnswerConfig | None = None) -> tuple[str, str]:
     """The best right reply to ``record`` among ``replies`` as answer time would show it, and ''; or
     '' and why none was right."""
-    answer = answer or AnswerConfig()
-    shaped = [_whole(shape(r, record.question, answer, lead=record.quote)) for r in replies]
-    shaped = [s for s in dict.fromkeys(shaped) if s]
+    shaped = [s for s in dict.fromkeys(shaped_replies(record, replies, answer or AnswerConfig())) if s]
     if not shaped:
         return "", "empty"
     verdicts = judge(record, shaped, embedder, min_similarity)
-    right = [(cosine, -i) for i, (why, cosine) in enumerate(verdicts) if not why]
-    if right:
-        return shaped[-max(right)[1]], ""
+    right = [i for i, (why, _) in enumerate(verdicts) if not why]
+    if right:  # the closest to the oracle; on a tie, the first
+        return shaped[max(right, key=lambda i: verdicts[i][1])], ""
     reasons = {why for why, _ in verdicts}  # right verdict or number but far from the oracle says most
     return "", "far_from_oracle" if "far_from_oracle" in reasons else verdicts[0][0]
+
+
+def shaped_replies(record, replies: list[str], answer: AnswerConfig) -> list[str]:
+    """``replies`` to ``record`` as answer time would show them, each ended at its last whole sentence."""
+    return [_whole(shape(r, record.question, answer, lead=record.quote)) for r in replies]
 
 
 def judge(record, shaped: list[str], embedder, min_similarity: float) -> list[tuple[str, float]]:

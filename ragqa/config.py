@@ -322,6 +322,14 @@ class UIConfig:
 KINDS = ("factual", "judgmental", "definition", "numeric", "comparison")
 
 
+def _kinds(text: str, where: str = "") -> list[str]:
+    """A comma-separated list of question kinds; with ``where`` (e.g. "data.kinds"), each must be known."""
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    if where and (unknown := set(kinds) - set(KINDS)):
+        raise ConfigError(f"{where}: unknown {sorted(unknown)} — use some of {', '.join(KINDS)}")
+    return kinds
+
+
 @dataclass
 class DataConfig:
     # generation (`ragqa gen-data`); prompts use [answer] budgets, so training matches answer time
@@ -368,9 +376,8 @@ class DataConfig:
     reply_kinds: str = ""
 
     def __post_init__(self):
-        for name, listed in (("kinds", self.kind_list), ("reply_kinds", self.reply_kind_list)):
-            if unknown := set(listed) - set(KINDS):
-                raise ConfigError(f"data.{name}: unknown {sorted(unknown)} — use some of {', '.join(KINDS)}")
+        for name in ("kinds", "reply_kinds"):
+            _kinds(getattr(self, name), f"data.{name}")
         if not self.kind_list:
             raise ConfigError(f"data.kinds is empty — use some of {', '.join(KINDS)}")
         for name in ("abstain_share", "validation_share", "test_share", "quality_threshold", "coverage_share",
@@ -405,11 +412,11 @@ class DataConfig:
 
     @property
     def kind_list(self) -> list[str]:
-        return [k.strip() for k in self.kinds.split(",") if k.strip()]
+        return _kinds(self.kinds)
 
     @property
     def reply_kind_list(self) -> list[str]:
-        return [k.strip() for k in self.reply_kinds.split(",") if k.strip()]
+        return _kinds(self.reply_kinds)
 
 
 METHODS = ("lora", "qlora", "full")
@@ -496,8 +503,7 @@ class PreferConfig:
         if not 0 < self.near_identical <= 1:
             raise ConfigError(f"prefer.near_identical={self.near_identical}: a difflib ratio, above 0 and at most 1")
         for name in ("skip_kinds", "replay_kinds"):
-            if unknown := set(_kinds(getattr(self, name))) - set(KINDS):
-                raise ConfigError(f"prefer.{name}: unknown kind {', '.join(sorted(unknown))} — use {', '.join(KINDS)}")
+            _kinds(getattr(self, name), f"prefer.{name}")
 
     @property
     def skip_kind_list(self) -> list[str]:
@@ -506,10 +512,6 @@ class PreferConfig:
     @property
     def replay_kind_list(self) -> list[str]:
         return _kinds(self.replay_kinds)
-
-
-def _kinds(text: str) -> list[str]:
-    return [k.strip() for k in text.split(",") if k.strip()]
 
 
 @dataclass

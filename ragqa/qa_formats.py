@@ -70,13 +70,15 @@ def _from_record(rec: dict, default_id: str) -> list[QAItem]:
     item.answers = _answers(rec)
     # CMRC2018 as shipped in the eval corpus names its passage (ingested as one document per passage,
     # e.g. TRIAL_800.md); its questions are pooled: asked of the whole index, the passage is the doc hit
-    item.doc = str(rec.get("source_pdf") or rec.get("doc_id") or rec.get("source") or rec.get("doc")
+    # gen-data records (oracle_id marks them) carry the index's hash of their document as doc_id and its
+    # path as source: the file name is what a retrieved source matches
+    gen_data = "oracle_id" in rec
+    source = Path(str(rec["source"])).name if gen_data and rec.get("source") else ""
+    item.doc = str(rec.get("source_pdf") or source or rec.get("doc_id") or rec.get("source") or rec.get("doc")
                    or rec.get("passage_id") or "")
-    if "oracle_id" in rec and rec.get("source"):  # gen-data: doc_id is the index's hash, source its file
-        item.doc = Path(str(rec["source"])).name
-    # QASPER names its paper in doc_id and is asked of it alone; gen-data records carry doc_id too,
-    # but their questions are asked of the whole index, as a user would (oracle_id marks them)
-    item.scoped = "doc_id" in rec and "source_pdf" not in rec and "oracle_id" not in rec
+    # QASPER names its paper in doc_id and is asked of it alone; gen-data questions are asked of the
+    # whole index, as a user would
+    item.scoped = "doc_id" in rec and "source_pdf" not in rec and not gen_data
     if choices := rec.get("choices") or rec.get("options"):
         item.choices = [str(c) for c in choices]
         gold = rec.get("answer_index", rec.get("label"))
