@@ -22,6 +22,7 @@ from ragqa.text import CJK_RUN
 from retrieval.context import (ABSTAIN, Source, abstain_text, best_sentences, build_messages, fit_sources, focus_sources,
                                is_chinese)
 
+_MARKER = re.compile(r"\s*\[\d+\]")  # a citation marker: no words to match a sentence by
 _FOLLOW_UP = re.compile(r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|the former|"
                         r"the latter|the same|above|previous|earlier)\b|^(and|but|also|what about|how about|why)\b",
                         re.IGNORECASE)
@@ -36,7 +37,9 @@ class Answer:
     evidence: list[Evidence] = field(default_factory=list)
     terms: list[dict] = field(default_factory=list)  # {term, kind, source} for each term detected
     abstained: bool = False
-    lead: str = ""  # the quoted source sentence the answer opens with (answer.lead_quote), cited
+    # the quoted source sentence the answer rests on (answer.lead_quote), cited: after the reply, backing it
+    # (answer.quote_backs_reply), or opening the answer
+    lead: str = ""
     quote: str = ""  # that sentence alone, as the source has it (reply sentences repeating it are dropped)
     retrieval: bool = True
     query: str = ""  # what retrieval searched for (the question, or its follow-up rewrite)
@@ -65,6 +68,11 @@ class Answer:
         empty (``answer.drop_empty``) and no lead quote stands in for it; ``text`` stays empty, so
         evaluation scores nothing rather than the notice."""
         return self.text or (NO_REPLY_ZH if is_chinese(self.question) else NO_REPLY)
+
+    @property
+    def reply(self) -> str:
+        """The model's own words: the text without the quote."""
+        return self.text.replace(self.lead, "").strip() if self.lead else self.text
 
     def source(self, n: int) -> Source | None:
         return next((s for s in self.sources if s.n == n), None)
@@ -117,12 +125,16 @@ def stream_answer(question: str, generator, retriever=None, config: AnswerConfig
     ``doc`` restricts retrieval to one document (id, file name or title), as QASPER asks.
     """
     result, messages = prepare(question, generator, retriever, config, history, use_retrieval, k, doc)
+    config = config or AnswerConfig()
     if messages is None:  # abstained or quote-only: nothing to generate
         yield result.text
+    elif _backs_reply(result, config):  # the quote is chosen once the reply is written, and follows it
+        yield from _generate(result, generator, messages, config)
+        yield back_quote(result, retriever.embedder, config)
     else:
         if result.lead:  # known before the model runs: the reader sees the evidence at once
             yield result.lead + "\n\n"
-        yield from _generate(result, generator, messages, config or AnswerConfig())
+        yield from _generate(result, generator, messages, config)
     yield finish(result)
 
 
@@ -146,8 +158,8 @@ def prepare(question: str, generator, retriever=None, config: AnswerConfig | Non
 
 
 def finish(result: Answer) -> Answer:
-    """Prefix the lead quote, check the text's citations and attach evidence."""
-    if result.lead and not result.text.startswith(result.lead):
+    """Prefix the lead quote (unless it is in the text already), check the text's citations and attach evidence."""
+    if result.lead and result.lead not in result.text:
         result.text = f"{result.lead}\n\n{result.text}".strip()
     if not result.abstained:
         full = {s.n: s.chunk.text for s in result.sources}
@@ -178,7 +190,42 @@ def answer_batch(questions: list[str], generator, retriever=None, batch_size: in
     if empty := [(r, m) for r, m in todo if not r.text and _falls_back(generator, config)]:
         with generator.untuned():
             _reply_batches(empty, generator, config, batch_size, fallback=True)
+    for result in (r for r, _ in todo if _backs_reply(r, config)):
+        back_quote(result, retriever.embedder, config)
     return [finish(r) for r, _ in prepared]
+
+
+def _backs_reply(result: Answer, config: AnswerConfig) -> bool:
+    """Whether the answer's quote is chosen after its reply (``answer.quote_backs_reply``); a retrieved answer
+    has a quote to replace only when ``answer.lead_quote`` found one."""
+    return config.quote_backs_reply and bool(result.quote)
+
+
+def _lead_while_generating(result: Answer, config: AnswerConfig) -> str:
+    """The quote reply sentences are compared with while generating (said again, they say nothing): none yet
+    when the quote is chosen after the reply."""
+    return "" if _backs_reply(result, config) else result.quote
+
+
+def back_quote(result: Answer, embedder, config: AnswerConfig) -> str:
+    """Make the answer's quote the passage sentence closest to the question and the reply together, placed
+    after the reply; returns what a stream has still to show.
+
+    The sentence closest to the question alone is often on the topic without saying what the reply says
+    ("How big is the dataset?": the paper's aim, where the reply gives 14,100 tweets); ranked with the reply, the
+    quote is the evidence for it, as a reader checking the answer wants. A reply sentence saying the quote again
+    is left out; a reply left empty, the quote closest to the question answers alone.
+    """
+    said = bool(result.text)
+    if said:
+        query = f"{result.question} {_MARKER.sub('', result.text)}"
+        best = best_sentences(query, [s for s in result.sources if not s.term], embedder, 1, hybrid=True)
+        if best:
+            n, quote, _ = best[0]
+            result.quote, result.lead = quote, f'"{quote}" [{n}]'
+            result.text = shape(result.text, result.question, config, lead=quote)
+    result.text = f"{result.text}\n\n{result.lead}".strip()
+    return f"\n\n{result.lead}" if said else result.lead
 
 
 def _reply_batches(todo: list[tuple[Answer, list[dict]]], generator, config: AnswerConfig, batch_size: int,
@@ -188,7 +235,8 @@ def _reply_batches(todo: list[tuple[Answer, list[dict]]], generator, config: Ans
         began = time.perf_counter()
         if isinstance(generator, BatchGenerator):
             # each row stops where streaming would: the reply complete (answer.max_sentences) or echoing sources
-            done = [lambda raw, r=r: reply_complete(raw, r.question, config, r.quote) for r, _ in part]
+            done = [lambda raw, r=r: reply_complete(raw, r.question, config, _lead_while_generating(r, config))
+                    for r, _ in part]
             texts = generator.generate_batch([m for _, m in part], done=done)
             looped = getattr(generator, "looped", [False] * len(part))
         else:
@@ -199,7 +247,7 @@ def _reply_batches(todo: list[tuple[Answer, list[dict]]], generator, config: Ans
         share = (time.perf_counter() - began) / len(part)
         for (result, _), text, cut in zip(part, texts, looped):
             _count_loop(result, cut)
-            result.text = shape(text, result.question, config, lead=result.quote)
+            result.text = shape(text, result.question, config, lead=_lead_while_generating(result, config))
             tokens = generator.count_tokens(text) if text else 0
             if fallback:  # the tuned reply's cost counts too
                 result.timings.update(untuned_fallback=True, tokens=result.timings["tokens"] + tokens,
@@ -346,21 +394,22 @@ def _generate(result: Answer, generator, messages: list[dict], config: AnswerCon
 
 def _stream_reply(result: Answer, generator, messages: list[dict], config: AnswerConfig) -> Iterator[str]:
     start, first, raw, shown = time.perf_counter(), None, "", ""
+    lead = _lead_while_generating(result, config)
     stream = _reply_stream(result, generator, messages, config)
     for piece in stream:
         if first is None:
             first = time.perf_counter()
         raw += piece
-        text = shape(raw, result.question, config, final=False, lead=result.quote)
+        text = shape(raw, result.question, config, final=False, lead=lead)
         if text.startswith(shown) and len(text) > len(shown):
             yield text[len(shown):] if shown else text
             shown = text
-        if reply_complete(raw, result.question, config, result.quote):
+        if reply_complete(raw, result.question, config, lead):
             stream.close()  # the answer is complete: stop the model rather than generate what is cut
             break
     end = time.perf_counter()
     _count_loop(result, any(getattr(generator, "looped", [])))
-    result.text = shape(raw, result.question, config, lead=result.quote)
+    result.text = shape(raw, result.question, config, lead=lead)
     if result.text.startswith(shown) and len(result.text) > len(shown):
         yield result.text[len(shown):]
     tokens = generator.count_tokens(raw) if raw else 0  # what the model generated, shown or not
@@ -374,7 +423,7 @@ def _reply_stream(result: Answer, generator, messages: list[dict], config: Answe
     comes whole, searched with the stop streaming would make (``reply_complete``), so the chat shows
     what ``answer_batch`` and evaluation score."""
     if _comes_whole(generator):
-        done = [lambda raw: reply_complete(raw, result.question, config, result.quote)]
+        done = [lambda raw: reply_complete(raw, result.question, config, _lead_while_generating(result, config))]
         return (text for text in generator.generate_batch([messages], done=done) if text)
     return generator.generate(messages)
 

@@ -249,7 +249,11 @@ class AnswerConfig:
     # keep only the passages' sentences closest to the question, this many tokens in all (0 = whole passages):
     # QASPER dev semantic sim. 0.361 -> 0.474 with SmolLM2-135M, and a 3x shorter prompt (bench/answer_quality.py)
     focus_tokens: int = 300
-    lead_quote: bool = True  # open the answer with the retrieved sentence closest to the question, quoted
+    lead_quote: bool = True  # quote the retrieved sentence the answer rests on, verbatim and cited
+    # that quote is chosen once the reply is written — the passage sentence closest to the question and the reply
+    # together, which backs what the reply says — and follows the reply (answer, then evidence); false = the
+    # sentence closest to the question alone, shown before the reply starts (README, "Answers")
+    quote_backs_reply: bool = True
     system: str = ""  # instruction given with the sources; "" = the built-in one (retrieval/context.py)
     # show the model one worked example (retrieval.context.EXAMPLE) before the question: longer replies, similarity
     # up and token F1 down on the dev sets, neither beyond its interval (README, "Answers"), so off by default

@@ -150,10 +150,9 @@ def _row(item: QAItem, arm: Arm, result, generator, config: Config, embedder, me
     row = {"arm": arm.name, "id": item.id, "question": item.question, "gold": item.answers, "doc": item.doc,
            "answer": result.text, "abstained": result.abstained, "retrieved": retrieved, "timings": result.timings}
     if arm.retrieval and arm.model != COPY and not result.abstained:
-        own = result.text[len(result.lead):] if result.lead and result.text.startswith(result.lead) else result.text
         shown = {s.n for s in result.sources}
         row["cites_source"] = any(c.n in shown for c in result.citations)  # lead quote included
-        row["model_cites_source"] = bool(cited_numbers(own) & shown)  # the model's own text
+        row["model_cites_source"] = bool(cited_numbers(result.reply) & shown)  # the model's own text
     row.update(score(item, result.text, embedder, meteor_skip is None))
     if arm.retrieval and item.doc:
         row.update(doc_hit=M.doc_hit(retrieved, item.doc, config.answer.k), mrr=M.reciprocal_rank(retrieved, item.doc))

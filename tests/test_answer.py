@@ -152,9 +152,10 @@ def test_cli_ask_prints_answer_and_checked_citations(corpus, fake_models):
     fake_models.enqueue("Masked language modelling on unlabeled text [1].")
     result = runner.invoke(app, ["ask", "pre-training tasks of BERT?", "--index", "t", "--json"])
     data = json.loads(result.output)
-    # the default answer opens with the retrieved sentence closest to the question, quoted and cited
-    lead = '"BERT is pre-trained with masked language modelling and next sentence prediction." [1]'
-    assert data["answer"] == f"{lead}\n\nMasked language modelling on unlabeled text [1]." and data["sources"][0]["path"].endswith("bert.md")
+    # the default answer: the reply, then the retrieved sentence that backs it, quoted and cited
+    quote = '"BERT is pre-trained with masked language modelling and next sentence prediction." [1]'
+    assert data["answer"] == f"Masked language modelling on unlabeled text [1].\n\n{quote}"
+    assert data["sources"][0]["path"].endswith("bert.md")
 
 
 def test_cli_ask_prints_document_text_as_plain_text(tmp_path, fake_models):
@@ -207,12 +208,46 @@ def test_answer_batch_keeps_order_and_abstains_per_question(retriever):
 
 def test_lead_quote_streams_first_and_is_a_verified_citation(retriever):
     gen = QueueGenerator("Masked language modelling and next sentence prediction [1].")
-    cfg = plain_answer_config(k=2, abstain_below=0.1, lead_quote=True)
+    cfg = plain_answer_config(k=2, abstain_below=0.1, lead_quote=True, quote_backs_reply=False)
     items = list(stream_answer("What are the pre-training tasks of BERT?", gen, retriever, cfg))
     result = items[-1]
     lead = '"BERT is pre-trained with masked language modelling and next sentence prediction." [1]'
     assert items[0] == lead + "\n\n" and result.text.startswith(lead) and result.lead == lead
     assert result.citations[0].status == "verified quote"
+
+
+QUOTED = plain_answer_config(k=1, abstain_below=0.1, lead_quote=True, max_sentences=3)  # quote_backs_reply: default
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_the_quote_is_the_sentence_backing_the_reply_and_follows_it(retriever, batched):
+    question = "What is LoRA?"
+    ahead = answer(question, QueueGenerator("It makes fine-tuning cheap."), retriever,
+                   config=plain_answer_config(k=1, abstain_below=0.1, lead_quote=True, quote_backs_reply=False))
+    assert ahead.lead.startswith('"LoRA (low-rank adaptation)')  # closest to the question alone: no cost said
+    gen = QueueGenerator("It makes fine-tuning cheap.")
+    if batched:
+        result, shown = answer_batch([question], gen, retriever, config=QUOTED)[0], None
+    else:
+        *items, result = stream_answer(question, gen, retriever, QUOTED)
+        shown = "".join(items)
+    quote = '"Adapters of this kind make fine-tuning cheap." [1]'
+    assert result.text == f"It makes fine-tuning cheap.\n\n{quote}" and result.lead == quote
+    assert result.reply == "It makes fine-tuning cheap."  # the model's own words, scored for their markers
+    assert shown in (None, result.text)  # the stream showed what the answer says, the quote last
+    assert [(c.n, c.status) for c in result.citations] == [(1, "verified quote")]
+
+
+def test_a_reply_saying_the_backing_quote_again_leaves_the_quote_alone(retriever):
+    gen = QueueGenerator("Adapters of this kind make fine-tuning cheap. ")
+    *items, result = stream_answer("What is LoRA?", gen, retriever, QUOTED)
+    assert result.text == '"Adapters of this kind make fine-tuning cheap." [1]'
+    assert result.citations[0].status == "verified quote"
+
+
+def test_an_empty_reply_is_answered_by_the_quote_closest_to_the_question(retriever):
+    result = answer("What is LoRA?", QueueGenerator("The answer is:"), retriever, config=QUOTED)
+    assert result.text.startswith('"LoRA (low-rank adaptation)') and result.text == result.lead
 
 
 def test_focus_keeps_the_sentences_closest_to_the_question_and_renumbers(retriever):
@@ -549,11 +584,11 @@ def test_a_question_in_a_script_the_model_barely_reads_is_answered_by_the_quote_
     assert not result.abstained and result.citations and result.citations[0].n == 1
     assert "barely reads this script (2.0 tokens per character)" in result.timing_line()
     reads_chinese = ByteLevelQueue(1, "拔都 [1]。")
-    assert answer(question, reads_chinese, retriever, config=cfg).text.endswith("拔都 [1]。")
+    assert answer(question, reads_chinese, retriever, config=cfg).text.startswith("拔都 [1]。")  # the reply, then the quote
     assert len(reads_chinese.prompts) == 1
     english_only.enqueue("拔都 [1]。")  # the check switched off: the model is asked
     assert answer(question, english_only, retriever, config=AnswerConfig(k=2, abstain_below=0.1, context_tokens=64,
-                  quote_only_above=0)).text.endswith("拔都 [1]。")
+                  quote_only_above=0)).text.startswith("拔都 [1]。")
 
 
 def test_the_lead_quote_of_a_question_the_embedder_cannot_read_is_ranked_by_shared_words_alone():

@@ -150,7 +150,7 @@ def test_the_tuned_reply_says_the_answer_where_it_wrote_a_source_marker(aragog_h
     r = Retriever(IndexStore.open("aragog"), real_embedder)
     question = "What methodology does DetectGPT use to generate minor perturbations in the candidate passage?"
     result = answer(question, real_generator, r)
-    reply = result.text.removeprefix(result.lead).strip()
+    reply = result.reply
     assert result.lead and reply and "[" not in reply and not result.timings.get("untuned_fallback")
     assert "t5" in reply.lower() or "perturb" in reply.lower()
     assert_citations_honest(result)
