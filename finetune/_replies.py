@@ -1,14 +1,14 @@
 """Rejection-sampled replies: the model's own answers as training targets, kept when they are right.
 
-The teachers' targets quote one sentence of the oracle. At answer time the pipeline already opens
-every answer with the retrieved sentence closest to the question (``answer.lead_quote``), so a
-model trained to quote learns to say that sentence again, or further ones; measured on ARAGOG dev,
+The teachers' targets quote one sentence of the oracle. At answer time the pipeline already quotes
+a retrieved sentence with every answer (``answer.lead_quote``), so a model trained to quote learns to
+say that sentence again, or further ones; measured on ARAGOG dev,
 such a tuned SmolLM2 lost 0.029 semantic similarity to the untuned one, whose own words explain.
 Rejection-sampling fine-tuning (Yuan et al. 2023, "Scaling relationship on learning mathematical
 reasoning with LLMs"; ReST, Gulcehre et al. 2023) keeps the model's voice and teaches it to be
 right: each train and validation record's prompt is answered by the model (greedy and sampled),
 each reply is shaped as answer time shapes it (``ragqa.reply.shape``, the record's quote as the
-lead), and the best *right* reply becomes the target:
+quote), and the best *right* reply becomes the target:
 
 - yes/no questions: the reply's verdict is the record's;
 - numeric questions: the reply holds the record's number;

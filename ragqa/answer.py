@@ -214,7 +214,8 @@ def back_quote(result: Answer, embedder, config: AnswerConfig) -> str:
     The sentence closest to the question alone is often on the topic without saying what the reply says
     ("How big is the dataset?": the paper's aim, where the reply gives 14,100 tweets); ranked with the reply, the
     quote is the evidence for it, as a reader checking the answer wants. A reply sentence saying the quote again
-    is left out; a reply left empty, the quote closest to the question answers alone.
+    is left out (a stream showed it already; the chat's final message and the result leave it out); a reply left
+    empty, the quote closest to the question answers alone.
     """
     said = bool(result.text)
     if said:

@@ -213,7 +213,7 @@ def summarize(rows: list[dict], arm_list: list[Arm], config: Config) -> dict:
                                "precision": sum(r["correct"] for r in answered) / max(1, len(answered)),
                                "accuracy": sum(r["correct"] for r in mine) / max(1, len(mine))}
         cited = [r["cites_source"] for r in answered if "cites_source" in r]
-        if cited:  # answers citing a source that exists: with the lead quote, and in the model's own words
+        if cited:  # answers citing a source that exists: with the quote, and in the model's own words
             stats["citations"] = {"cite_rate": sum(cited) / len(cited),
                                   "model_cite_rate": sum(r["model_cites_source"] for r in answered
                                                          if "cites_source" in r) / len(cited)}
