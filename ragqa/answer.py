@@ -3,7 +3,7 @@
 retrieve (with the conversation folded into follow-up questions) → abstain if nothing is
 relevant enough → rerank by the likelihood of the question (UPR) → background for the question's
 specialized terms → prompt in the model's chat template, under token budgets → streamed generation
-→ citation check and evidence.
+→ the passage sentence backing the reply, quoted after it → citation check and evidence.
 """
 from __future__ import annotations
 
