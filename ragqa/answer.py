@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from ragqa.citations import Citation, Evidence, check_citations, find_evidence
+from ragqa.citations import Citation, Evidence, check_citations, find_evidence, without_markers
 from ragqa.config import AnswerConfig
 from ragqa.errors import RagqaError
 from ragqa.generators import BatchGenerator, ScoringGenerator
@@ -22,7 +22,6 @@ from ragqa.text import CJK_RUN
 from retrieval.context import (ABSTAIN, Source, abstain_text, best_sentences, build_messages, fit_sources, focus_sources,
                                is_chinese)
 
-_MARKER = re.compile(r"\s*\[\d+\]")  # a citation marker: no words to match a sentence by
 _FOLLOW_UP = re.compile(r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|the former|"
                         r"the latter|the same|above|previous|earlier)\b|^(and|but|also|what about|how about|why)\b",
                         re.IGNORECASE)
@@ -219,7 +218,7 @@ def back_quote(result: Answer, embedder, config: AnswerConfig) -> str:
     """
     said = bool(result.text)
     if said:
-        query = f"{result.question} {_MARKER.sub('', result.text)}"
+        query = f"{result.question} {without_markers(result.text)}"  # a marker has no words to match by
         best = best_sentences(query, [s for s in result.sources if not s.term], embedder, 1, hybrid=True)
         if best:
             n, quote, _ = best[0]

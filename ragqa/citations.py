@@ -85,6 +85,11 @@ def check_citations(answer: str, sources: dict[int, str]) -> list[Citation]:
     return out
 
 
+def without_markers(text: str) -> str:
+    """``text`` without its citation markers and the space before each ("cheap [1, 2]." → "cheap.")."""
+    return re.sub(r"\s*" + _MARKER.pattern, "", text)
+
+
 def cited_numbers(text: str) -> set[int]:
     """The source numbers ``text`` cites ("[2]", "[1, 3]")."""
     return {int(n) for m in _MARKER.finditer(text) for n in re.split(r"[,;]", m.group(1))}

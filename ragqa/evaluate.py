@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from ragqa import metrics as M
-from ragqa.citations import cited_numbers
+from ragqa.citations import cited_numbers, without_markers
 from ragqa.config import Config, GeneratorConfig
 from ragqa.errors import RagqaError
 from ragqa.generators import ScoringGenerator
@@ -20,7 +19,6 @@ from ragqa.qa_formats import QAItem, load_qa
 
 ANSWER_METRICS = ("f1", "em", "rouge_l", "bleu", "meteor", "semantic_sim")
 RETRIEVAL_METRICS = ("doc_hit", "mrr")
-_MARKERS = re.compile(r"\s*\[\d+(?:\s*[,;]\s*\d+)*\]")
 
 
 COPY = "copy-one-sentence"  # the yardstick arm: the retrieved sentence closest to the question, no model
@@ -165,7 +163,7 @@ def _row(item: QAItem, arm: Arm, result, generator, config: Config, embedder, me
 def score(item: QAItem, prediction: str, embedder, with_meteor: bool) -> dict:
     """Answer metrics against the best-matching gold answer (None without gold answers)."""
     golds, lang = item.answers, item.lang
-    prediction = _MARKERS.sub("", prediction).strip()  # citation markers are not part of the answer
+    prediction = without_markers(prediction).strip()  # citation markers are not part of the answer
     if item.kind == "yes_no":  # QASPER's protocol: the yes or no the answer gives, by exact match
         prediction = M.yes_no(prediction)
     out = {"f1": M.best(M.token_f1, prediction, golds, lang), "em": M.best(M.exact_match, prediction, golds, lang),

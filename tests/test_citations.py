@@ -101,6 +101,12 @@ def test_cited_numbers_reads_single_and_grouped_markers():
     assert cited_numbers('"X" [2] and [1, 3]; not (4) or 5.') == {1, 2, 3} and cited_numbers("none") == set()
 
 
+def test_markers_come_out_with_the_space_before_them_and_nothing_else():
+    from ragqa.citations import without_markers
+
+    assert without_markers('It is cheap [1, 2]. "A [sic] quote" [3;4] (4) stays.') == 'It is cheap. "A [sic] quote" (4) stays.'
+
+
 def test_abbreviations_end_no_sentence():
     """"Zellers et al. (2018) introduced AF." was split after "al.", and "(2018) introduced Adversarial
     Filtering (AF)." led an ARAGOG answer."""
