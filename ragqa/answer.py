@@ -219,7 +219,7 @@ def back_quote(result: Answer, embedder, config: AnswerConfig) -> str:
     said = bool(result.text)
     if said:
         query = f"{result.question} {without_markers(result.text)}"  # a marker has no words to match by
-        best = best_sentences(query, [s for s in result.sources if not s.term], embedder, 1, hybrid=True)
+        best = best_sentences(query, result.sources, embedder, 1, hybrid=True)  # quotes no term background
         if best:
             n, quote, _ = best[0]
             result.quote, result.lead = quote, f'"{quote}" [{n}]'

@@ -419,6 +419,18 @@ def test_lead_quote_is_never_a_cut_fragment(retriever):
     assert sentence.startswith("BERT is trained")
 
 
+def test_a_quote_is_never_taken_from_term_background(retriever):
+    """Background explains a term, it is not a passage the answer rests on: the quote backing a reply
+    (``ragqa.answer.back_quote``) is ranked among the passages alone."""
+    from retrieval.context import Source, best_sentences
+
+    chunk = retriever.store.chunks[0]
+    sources = [Source(1, chunk, "BERT is trained on books and English Wikipedia text."),
+               Source(2, chunk, "Masked language modelling hides words that BERT predicts.", term="masked language modelling")]
+    (n, sentence, _), = best_sentences("masked language modelling BERT", sources, retriever.embedder, 1)
+    assert n == 1 and sentence.startswith("BERT is trained")
+
+
 @pytest.mark.parametrize("reply, expected", [
     ("The answer is: 玩家用什么泡封敌人？ 玩家以水枪泡封敌人。", "玩家以水枪泡封敌人。"),  # the question echoed, then an answer
     ("1. 1. 1. 1. 1.", ""),
