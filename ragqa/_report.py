@@ -25,12 +25,13 @@ def markdown(summary: dict) -> str:
                      + f" | {a['answered_rate']:.2f} | {a['precision']:.2f} | {a['accuracy']:.2f} |")
     cited = {name: s for name, s in arms.items() if "citations" in s or "loop_stops" in s}
     if cited:
-        lines += ["", "| arm | cites an existing source | …in the model's own words | replies cut by the loop stop |",
-                  "|---|---|---|---|"]
+        lines += ["", "| arm | cites an existing source | …in the model's own words | states a figure no passage holds "
+                  "| replies cut by the loop stop |", "|---|---|---|---|---|"]
         for name, s in cited.items():
             c = s.get("citations") or {}
             rate = lambda key: f"{c[key]:.0%}" if key in c else "–"  # noqa: E731
-            lines.append(f"| {name} | {rate('cite_rate')} | {rate('model_cite_rate')} | {s.get('loop_stops', '–')} |")
+            lines.append(f"| {name} | {rate('cite_rate')} | {rate('model_cite_rate')} | "
+                         f"{rate('unsupported_figure_rate')} | {s.get('loop_stops', '–')} |")
     if summary["comparisons"]:
         lines += ["", "## Paired comparisons (same questions)", "",
                   "| a vs b | F1 diff [95%] | semantic sim. diff [95%] | correct: wins / losses, McNemar p |",

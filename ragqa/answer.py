@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -17,7 +18,8 @@ from ragqa.citations import Citation, Evidence, check_citations, find_evidence, 
 from ragqa.config import AnswerConfig
 from ragqa.errors import RagqaError
 from ragqa.generators import BatchGenerator, ScoringGenerator
-from ragqa.reply import NO_REPLY, NO_REPLY_ZH, reply_complete, shape  # noqa: F401 (shape re-exported)
+from ragqa.reply import (NO_REPLY, NO_REPLY_ZH, reply_complete, shape,  # noqa: F401 (shape re-exported)
+                         without_sentences_at)
 from ragqa.text import CJK_RUN
 from retrieval.context import (ABSTAIN, Source, abstain_text, best_sentences, build_messages, fit_sources, focus_sources,
                                is_chinese)
@@ -237,17 +239,22 @@ def _reply_batches(todo: list[tuple[Answer, list[dict]]], generator, config: Ans
             # each row stops where streaming would: the reply complete (answer.max_sentences) or echoing sources
             done = [lambda raw, r=r: reply_complete(raw, r.question, config, _lead_while_generating(r, config))
                     for r, _ in part]
-            texts = generator.generate_batch([m for _, m in part], done=done)
+            with _numbers_from_sources(generator, [r for r, _ in part], config):
+                texts = generator.generate_batch([m for _, m in part], done=done)
             looped = getattr(generator, "looped", [False] * len(part))
+            cuts = getattr(generator, "number_cuts", None) or [[]] * len(part)
         else:
-            texts, looped = [], []
-            for _, m in part:
-                texts.append("".join(generator.generate(m)))
+            texts, looped, cuts = [], [], []
+            for result, m in part:
+                with _numbers_from_sources(generator, [result], config):
+                    texts.append("".join(generator.generate(m)))
                 looped += getattr(generator, "looped", [False])
+                cuts += getattr(generator, "number_cuts", None) or [[]]
         share = (time.perf_counter() - began) / len(part)
-        for (result, _), text, cut in zip(part, texts, looped):
+        for (result, _), text, cut, refused in zip(part, texts, looped, cuts):
             _count_loop(result, cut)
-            result.text = shape(text, result.question, config, lead=_lead_while_generating(result, config))
+            result.text = shape(without_sentences_at(text, refused), result.question, config,
+                                lead=_lead_while_generating(result, config))
             tokens = generator.count_tokens(text) if text else 0
             if fallback:  # the tuned reply's cost counts too
                 result.timings.update(untuned_fallback=True, tokens=result.timings["tokens"] + tokens,
@@ -409,7 +416,9 @@ def _stream_reply(result: Answer, generator, messages: list[dict], config: Answe
             break
     end = time.perf_counter()
     _count_loop(result, any(getattr(generator, "looped", [])))
-    result.text = shape(raw, result.question, config, lead=lead)
+    # a sentence whose figure was refused is left out (the stream showed it: the final text has it not)
+    refused = [cut for cuts in getattr(generator, "number_cuts", None) or [] for cut in cuts]
+    result.text = shape(without_sentences_at(raw, refused), result.question, config, lead=lead)
     if result.text.startswith(shown) and len(result.text) > len(shown):
         yield result.text[len(shown):]
     tokens = generator.count_tokens(raw) if raw else 0  # what the model generated, shown or not
@@ -422,10 +431,21 @@ def _reply_stream(result: Answer, generator, messages: list[dict], config: Answe
     """The model's reply as text pieces. A beam search (``generator.num_beams``) cannot stream: its reply
     comes whole, searched with the stop streaming would make (``reply_complete``), so the chat shows
     what ``answer_batch`` and evaluation score."""
-    if _comes_whole(generator):
-        done = [lambda raw: reply_complete(raw, result.question, config, _lead_while_generating(result, config))]
-        return (text for text in generator.generate_batch([messages], done=done) if text)
-    return generator.generate(messages)
+    with _numbers_from_sources(generator, [result], config):  # read by the generator as the call is made
+        if _comes_whole(generator):
+            done = [lambda raw: reply_complete(raw, result.question, config, _lead_while_generating(result, config))]
+            return (text for text in generator.generate_batch([messages], done=done) if text)
+        return generator.generate(messages)
+
+
+def _numbers_from_sources(generator, results: list[Answer], config: AnswerConfig):
+    """The context in which replies written from sources state only numbers their sources or question hold
+    (``answer.numbers_from_sources``), for generators that can hold digits back (in-process models). Without
+    retrieval the model answers from memory, unconstrained (a batch is all one or the other)."""
+    if not (config.numbers_from_sources and all(r.retrieval and r.sources for r in results)
+            and hasattr(generator, "numbers_from")):
+        return nullcontext()
+    return generator.numbers_from(["\n".join([r.question, *(s.text for s in r.sources)]) for r in results])
 
 
 def _comes_whole(generator) -> bool:

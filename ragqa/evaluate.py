@@ -16,6 +16,7 @@ from ragqa.config import Config, GeneratorConfig
 from ragqa.errors import RagqaError
 from ragqa.generators import ScoringGenerator
 from ragqa.qa_formats import QAItem, load_qa
+from ragqa.text import figures, stated_figures
 
 ANSWER_METRICS = ("f1", "em", "rouge_l", "bleu", "meteor", "semantic_sim")
 RETRIEVAL_METRICS = ("doc_hit", "mrr")
@@ -151,6 +152,9 @@ def _row(item: QAItem, arm: Arm, result, generator, config: Config, embedder, me
         shown = {s.n for s in result.sources}
         row["cites_source"] = any(c.n in shown for c in result.citations)  # lead quote included
         row["model_cites_source"] = bool(cited_numbers(result.reply) & shown)  # the model's own text
+        # figures the reply states that neither the question nor any retrieved passage (whole) holds
+        given = figures("\n".join([item.question, *(s.chunk.text for s in result.sources)]))
+        row["unsupported_figures"] = sorted(stated_figures(without_markers(result.reply)) - given)
     row.update(score(item, result.text, embedder, meteor_skip is None))
     if arm.retrieval and item.doc:
         row.update(doc_hit=M.doc_hit(retrieved, item.doc, config.answer.k), mrr=M.reciprocal_rank(retrieved, item.doc))
@@ -214,7 +218,9 @@ def summarize(rows: list[dict], arm_list: list[Arm], config: Config) -> dict:
         if cited:  # answers citing a source that exists: with the quote, and in the model's own words
             stats["citations"] = {"cite_rate": sum(cited) / len(cited),
                                   "model_cite_rate": sum(r["model_cites_source"] for r in answered
-                                                         if "cites_source" in r) / len(cited)}
+                                                         if "cites_source" in r) / len(cited),
+                                  "unsupported_figure_rate": sum(bool(r.get("unsupported_figures")) for r in answered
+                                                                 if "cites_source" in r) / len(cited)}
         per_arm[arm.name] = stats
     return {"arms": per_arm, "comparisons": _comparisons(rows, arm_list, config),
             "config": {"eval": dataclasses.asdict(e), "k": config.answer.k, "model": config.generator.model}}

@@ -9,8 +9,8 @@ import re
 # Fig. 3", "e.g. BERT"): no sentence ends there (a fixed-width lookbehind each, as `re` wants)
 NOT_AN_END = "".join(rf"(?<!\b{re.escape(a)})" for a in (
     "et al.", "e.g.", "i.e.", "cf.", "vs.", "Fig.", "Figs.", "Eq.", "Eqs.", "Sec.", "Tab.", "Ref.", "resp."))
-_SENTENCE = re.compile(NOT_AN_END + r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])|(?<=[。！？])(?![”’」』)）])\s*"
-                       r"|(?<=[。！？][”’」』)）])\s*|\n\s*")
+SENTENCE_END = re.compile(NOT_AN_END + r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])|(?<=[。！？])(?![”’」』)）])\s*"
+                          r"|(?<=[。！？][”’」』)）])\s*|\n\s*")
 # the instruction given with retrieved sources, and the hint added to a yes/no question (retrieval.context
 # builds the prompt with them; ragqa.reply drops a reply sentence that says them back). Short on purpose:
 # with a longer instruction SmolLM2-135M drifted off the sources (measured on the user guide); larger models
@@ -53,8 +53,22 @@ def opens_list(sentence: str) -> bool:
 
 def split_sentences(text: str) -> list[str]:
     """Sentences (and heading lines) of ``text``, each on one line; used for excerpts, citations and cuts."""
-    return [" ".join(s.split()) for s in _SENTENCE.split(text) if len(s.strip()) > 1]
+    return [" ".join(s.split()) for s in SENTENCE_END.split(text) if len(s.strip()) > 1]
 
+
+
+NUMBER = re.compile(r"\d+(?:[.,]\d+)*")  # a figure as papers write it: 14,100 · 0.95 · 2019
+
+
+def figures(text: str) -> set[str]:
+    """The numbers ``text`` writes, each as written and without thousands separators ("14,100" may be said
+    "14100")."""
+    return {form for n in NUMBER.findall(text) for form in (n, n.replace(",", ""))}
+
+
+def stated_figures(reply: str) -> set[str]:
+    """The numbers a reply states, as written: not the list numbering that opens a line ("\n2. …")."""
+    return {m.group() for m in NUMBER.finditer(reply) if not reply[:m.start()].rstrip(" \t").endswith("\n")}
 
 def is_chinese(text: str) -> bool:
     """Mostly CJK ideographs among its letters (a Chinese question, even with English terms in it)."""

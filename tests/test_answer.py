@@ -819,3 +819,72 @@ def test_a_beam_searched_reply_is_asked_whole_with_the_stop_streaming_would_make
     assert items[-1].text == "BERT reads text in both directions [1]. It is an encoder."
     (done,) = gen.done[0]  # the search stops a candidate once two sentences are said and a third begun
     assert not done("BERT reads text in both directions. It is an encoder.") and done("One. Two. Thr")
+
+
+class NumberRecordingGenerator(QueueGenerator):
+    """Records the texts ``numbers_from`` was given for each call to ``generate`` (None: outside it)."""
+
+    def __init__(self, *replies: str):
+        super().__init__(*replies)
+        self.current, self.calls = None, []
+
+    def numbers_from(self, texts):
+        from contextlib import contextmanager
+
+        @contextmanager
+        def switched():
+            self.current = texts
+            try:
+                yield
+            finally:
+                self.current = None
+        return switched()
+
+    def generate(self, messages, max_new_tokens=None):
+        self.calls.append(self.current)  # what the call was made under, as the real generator reads it
+        return super().generate(messages, max_new_tokens)
+
+
+def test_a_reply_from_sources_may_state_only_their_numbers_and_one_from_memory_any(retriever):
+    gen = NumberRecordingGenerator("BERT was pre-trained on text.", "BERT was pre-trained on text.",
+                                   "BERT was pre-trained on text.")
+    on = answer("What are the pre-training tasks of BERT?", gen, retriever, config=CFG)
+    (texts,) = gen.calls[0]
+    assert texts.startswith("What are the pre-training tasks of BERT?")
+    assert all(s.text in texts for s in on.sources)  # the sources as the prompt showed them
+    answer("What are the pre-training tasks of BERT?", gen, retriever, config=CFG, use_retrieval=False)
+    assert gen.calls[1] is None  # without sources the model answers from memory, unconstrained
+    answer("What are the pre-training tasks of BERT?", gen, retriever, config=plain_answer_config(
+        k=2, abstain_below=0.1, numbers_from_sources=False))
+    assert gen.calls[2] is None
+
+
+def test_the_sentence_whose_figure_was_refused_is_left_out():
+    from ragqa.reply import without_sentences_at
+
+    raw = "It has 14,100 tweets. It took approximately 1. It is public."
+    assert without_sentences_at(raw, []) == raw
+    assert without_sentences_at(raw, ["It has 14,100 tweets. It took approximately 1."]) == \
+        "It has 14,100 tweets. It is public."
+    # refused as a sentence began ("It took " + a figure): that sentence, not the one before
+    assert without_sentences_at(raw, ["It has 14,100 tweets. It took approximately "]) == \
+        "It has 14,100 tweets. It is public."
+    assert without_sentences_at(raw, ["It has 9"]) == raw  # a path not taken (a draft rejected)
+
+
+class CuttingQueueGenerator(NumberRecordingGenerator):
+    """As the real generator reports it: each reply was refused a figure after its first sentence."""
+
+    def generate(self, messages, max_new_tokens=None):
+        reply = self.replies[0]
+        self.number_cuts = [[reply.split(". ")[0] + ". It took approximately "]]
+        return super().generate(messages, max_new_tokens)
+
+
+def test_an_answer_leaves_out_the_sentence_whose_figure_was_refused_streamed_or_batched(retriever):
+    reply = "BERT is pre-trained on text. It took approximately 4 days."
+    streamed = answer("What are the pre-training tasks of BERT?", CuttingQueueGenerator(reply), retriever, config=CFG)
+    assert streamed.text == "BERT is pre-trained on text."
+    (batched,) = answer_batch(["What are the pre-training tasks of BERT?"], CuttingQueueGenerator(reply), retriever,
+                              config=CFG)
+    assert batched.text == "BERT is pre-trained on text."

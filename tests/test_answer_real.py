@@ -158,3 +158,18 @@ def test_the_tuned_reply_says_the_answer_where_it_wrote_a_source_marker(aragog_h
     assert "method" in reply.lower() or "t5" in reply.lower() or "perturb" in reply.lower()  # not a filler
     assert result.text.startswith(reply) and "T5" in result.quote and "perturbations" in result.quote
     assert_citations_honest(result)
+
+
+@pytest.mark.evalcorpus
+def test_a_reply_states_no_figure_its_sources_lack(evalcorpus, tmp_path, real_embedder, real_generator, monkeypatch):
+    """Asked a QASPER paper's size, the model wrote "approximately 1.2 million tweets" (or a list of 20
+    propaganda and 10 hoax accounts), figures the paper never gives; from its sources it may state only theirs."""
+    from ragqa.text import figures, stated_figures
+
+    monkeypatch.setenv("RAGQA_HOME", str(tmp_path))
+    ingest([evalcorpus / "qasper_leval" / "pdfs_rendered" / "qasper_doc_00.pdf"], index="q0", embedder=real_embedder,
+           progress=False)
+    r = Retriever(IndexStore.open("q0"), real_embedder)
+    result = answer("How big is the dataset used in this work?", real_generator, r, doc="qasper_doc_00")
+    given = figures("\n".join([result.question, *(s.text for s in result.sources)]))
+    assert result.reply and stated_figures(result.reply) <= given, result.reply

@@ -28,6 +28,21 @@ def setup(tmp_path, word_embedder):
     return qa
 
 
+def test_eval_counts_answers_that_state_a_figure_no_retrieved_passage_holds(setup, tmp_path, word_embedder):
+    gen = QueueGenerator("BERT was pre-trained in 2018 on masked language modelling [1]",
+                         "autoregressively, as in 1 of its passages [1]", "the pretrained weights\n2. matrices [1]",
+                         "a text-to-text transformer")
+    config = Config(answer=plain_answer_config(k=2, abstain_below=-1),
+                    eval=EvalConfig(retrieval="on", bootstrap=50, yardstick=False))
+    summary = evaluate(setup, "ev", tmp_path / "r", config, generator_factory=lambda cfg: gen, embedder=word_embedder,
+                       progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "r" / "results.jsonl").open()]
+    # neither 2018 nor 1 is in the question or a retrieved passage; a list number opening a line is no figure
+    assert [r["unsupported_figures"] for r in rows] == [["2018"], ["1"], [], []]
+    assert summary["arms"]["base · retrieval on"]["citations"]["unsupported_figure_rate"] == 0.5
+    assert "| 50% |" in (tmp_path / "r" / "report.md").read_text()
+
+
 def test_grid_scores_compares_and_writes_a_report(setup, tmp_path, word_embedder):
     # retrieval on answers well, retrieval off answers badly: the report must show it
     gen = QueueGenerator("masked language modelling and next sentence prediction [1]",
@@ -43,7 +58,8 @@ def test_grid_scores_compares_and_writes_a_report(setup, tmp_path, word_embedder
     assert on["f1"]["mean"] == pytest.approx(1.0) and off["f1"]["mean"] == pytest.approx(0.25)
     assert on["doc_hit"]["mean"] == pytest.approx(0.75) and "doc_hit" not in off  # t5.pdf is not indexed
     assert on["abstention"] == {"answered_rate": 1.0, "precision": 1.0, "accuracy": 1.0}
-    assert on["citations"] == {"cite_rate": 0.75, "model_cite_rate": 0.75} and "citations" not in off
+    assert on["citations"] == {"cite_rate": 0.75, "model_cite_rate": 0.75, "unsupported_figure_rate": 0.0}
+    assert "citations" not in off
     assert "loop_stops" not in on  # this backend cannot tell; the transformers one counts them
     comp = summary["comparisons"][0]
     assert (comp["a"], comp["b"]) == ("base · retrieval on", "base · retrieval off")
@@ -54,7 +70,7 @@ def test_grid_scores_compares_and_writes_a_report(setup, tmp_path, word_embedder
     assert len(rows) == 8 and rows[0]["retrieved"][0].endswith("bert.md")
     report = (out / "report.md").read_text()
     assert "| base · retrieval on | 1.000 [1.000, 1.000]" in report and "McNemar" in report
-    assert "| base · retrieval on | 75% | 75% | – |" in report
+    assert "| base · retrieval on | 75% | 75% | 0% | – |" in report
     assert (out / "metrics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((out / "metrics.json").read_text())["questions"] == 4
 

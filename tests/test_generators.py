@@ -426,3 +426,99 @@ def test_beam_search_replies_stop_where_the_caller_says_and_come_whole_when_stre
 def test_num_beams_must_be_at_least_one():
     with pytest.raises(ConfigError, match="num_beams"):
         GeneratorConfig(num_beams=0)
+
+
+# --- numbers a reply may state (answer.numbers_from_sources) ---
+
+CHARS = list("0123456789.,") + [" tweets", " ", "\n", " has", "<eos>"]
+
+
+def numbers_from(texts, prompt=(16,)):
+    """A ``_NumbersFrom`` over a character vocabulary (digits are single tokens, as in SmolLM2's)."""
+    import torch
+    from ragqa.generators._transformers import _NumbersFrom
+
+    digits = [(i, c) for i, c in enumerate(CHARS) if c.isdigit()]
+    others = torch.tensor([i for i, c in enumerate(CHARS) if not c.isdigit()])
+    decode = lambda ids, skip_special_tokens=True: "".join(CHARS[i] for i in ids)  # noqa: E731
+    return _NumbersFrom(texts, len(prompt), decode, digits, others, CHARS.index("."), CHARS.index(","))
+
+
+def allowed_after(processor, reply: str, prompt=(16,)) -> set[str]:
+    """The tokens ``processor`` leaves open after ``reply`` (written in CHARS tokens)."""
+    import torch
+
+    ids, rest = list(prompt), reply
+    while rest:  # greedy longest-first split of the reply into CHARS
+        token = max((c for c in CHARS if rest.startswith(c)), key=len)
+        ids.append(CHARS.index(token))
+        rest = rest[len(token):]
+    scores = processor(torch.tensor([ids]), torch.zeros(1, len(CHARS)))[0]
+    return {c for c, s in zip(CHARS, scores.tolist()) if s != float("-inf")}
+
+
+def test_a_reply_from_sources_states_only_numbers_they_hold():
+    p = numbers_from(["The dataset holds 14,100 tweets from 2019 and 1.5 hours of audio."])
+    digits = set("0123456789")
+    assert allowed_after(p, " has ") & digits == {"1", "2"}  # a number begins only as one of theirs begins
+    assert allowed_after(p, " has 1") == {"4", "."}  # 14,100 or 1.5: no "1 tweets", no "13"
+    assert allowed_after(p, " has 14") == {"1", ","}  # "14100" may drop the separator the sources wrote
+    assert allowed_after(p, " has 14,1") == {"0"}
+    assert " tweets" in allowed_after(p, " has 14,100") and not allowed_after(p, " has 14,100") & digits
+    assert allowed_after(p, " has 1.") == {"5"}  # a decimal point goes on only into the sources' 1.5
+    # a number the sources hold may end a sentence; "2019." then goes on as words, never "2019.5"
+    assert {".", " tweets"} <= allowed_after(p, " has 2019") and not allowed_after(p, " has 2019.") & digits
+
+
+def test_list_numbering_is_free_and_a_number_never_leaves_a_dead_end():
+    p = numbers_from(["Only 42 here."])
+    assert set("0123456789") <= allowed_after(p, " has\n")  # "\n3. ..." numbers a list
+    assert " " in allowed_after(p, " has\n7")
+    assert allowed_after(p, " has ") & set("0123456789") == {"4"}
+    # a number begun where the processor did not see it (longer than its window) keeps every token open
+    assert len(allowed_after(p, " has 99")) == len(CHARS)
+
+
+def test_each_chat_of_a_batch_has_its_own_numbers():
+    import torch
+
+    p = numbers_from(["It took 7 days.", "It took 8 days."])
+    rows = torch.tensor([[16, 15, 13], [16, 15, 13]])  # both replies so far: " has "
+    scores = p(rows, torch.zeros(2, len(CHARS)))
+    assert scores[0, CHARS.index("7")] == 0 and scores[0, CHARS.index("8")] == float("-inf")
+    assert scores[1, CHARS.index("8")] == 0 and scores[1, CHARS.index("7")] == float("-inf")
+
+
+def test_numbers_from_holds_for_calls_made_within_it_in_this_thread_only(tmp_path):
+    from ragqa.generators._transformers import _NumbersFrom
+
+    gen = TransformersGenerator(GeneratorConfig(model=tiny_model(tmp_path / "tiny"), precision="fp32"))
+    kinds = lambda: [type(p) for p in gen._processors(4)]  # noqa: E731
+    assert _NumbersFrom not in kinds()
+    other = []
+    with gen.numbers_from(["It took 7 days."]):
+        assert _NumbersFrom in kinds()
+        worker = threading.Thread(target=lambda: other.append(kinds()))
+        worker.start()
+        worker.join()
+    assert _NumbersFrom not in other[0] and _NumbersFrom not in kinds()
+
+
+def test_where_a_wanted_figure_is_refused_the_reply_so_far_is_kept_as_a_cut():
+    import torch
+
+    p = numbers_from(["It holds 14,100 tweets and 1 table."])
+    prompt = [16]
+
+    def step(reply_ids, wanted):
+        scores = torch.zeros(1, len(CHARS))
+        scores[0, CHARS.index(wanted)] = 5.0  # the model's choice
+        return p(torch.tensor([prompt + reply_ids]), scores)
+
+    has = [CHARS.index(" has"), CHARS.index(" ")]
+    step(has, "9")  # "has 9…": no number of theirs begins so; whatever is written instead is not the model's figure
+    step(has + [CHARS.index("1"), CHARS.index(".")], "2")  # "has 1." where it wanted 1.2: the sentence ends on a stub
+    step(has + [CHARS.index("1"), CHARS.index("4"), CHARS.index(","), CHARS.index("1")], "5")  # 14,15… → 14,10…
+    step(has + [CHARS.index("1")], "4")  # allowed: nothing refused
+    assert p.cuts_per_reply(1, 1) == [[" has ", " has 1."]]
+    assert p.cuts_per_reply(4, 2) == [[" has ", " has 1."], []]  # a beam search's rows go with their chat

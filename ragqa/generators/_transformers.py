@@ -9,6 +9,7 @@ import importlib.util
 import json
 import re
 import threading
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Iterator
@@ -16,6 +17,7 @@ from typing import Iterator
 from ragqa.config import GeneratorConfig, cpu_has_bf16, default_threads, resolve_adapter
 from ragqa.errors import ConfigError, GeneratorError
 from ragqa.generators._gguf import resolve_model
+from ragqa.text import NUMBER, figures
 
 Messages = list[dict]
 
@@ -61,6 +63,9 @@ class TransformersGenerator:
         # per reply of the last call (the rows of a batch, or the one streamed): whether the loop stop cut it;
         # each answer records its own (ragqa.answer), and evaluation sums them per arm
         self.looped: list[bool] = []
+        # per reply of the last call: the reply so far wherever a figure the sources lack was refused (_NumbersFrom)
+        self.number_cuts: list[list[str]] = []
+        self._local = threading.local()  # per-thread switches (numbers_from): the chat serves threads
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False).input_ids)
@@ -123,14 +128,16 @@ class TransformersGenerator:
             decoding = dict(do_sample=False, temperature=None, top_p=None, top_k=None)
             if beams > 1:  # a candidate the criteria stop is a finished hypothesis, as one ending on EOS
                 decoding.update(num_beams=beams, early_stopping=True)
+        processors = self._processors(prompt_len)
         with torch.inference_mode():
             out = self.model.generate(**enc, max_new_tokens=max_new_tokens or self.config.max_new_tokens,
                                       pad_token_id=self.tokenizer.pad_token_id, stopping_criteria=criteria,
-                                      logits_processor=self._processors(prompt_len), **decoding)
+                                      logits_processor=processors, **decoding)
         replies = out[:, prompt_len:]
         # beam search reorders its rows at every step: which reply the loop stop cut is read off the reply
         self.looped = [loop.looped(row.tolist()) for row in replies] if beams > 1 else \
             [row in loop.fired for row in range(out.shape[0])]
+        self.number_cuts = _number_cuts(processors, len(enc.input_ids) * beams * (samples or 1), len(replies))
         return self.tokenizer.batch_decode(replies, skip_special_tokens=True)
 
     def _processors(self, prompt_len: int):
@@ -144,7 +151,37 @@ class TransformersGenerator:
             processors.append(SuppressTokensLogitsProcessor(self._bracket_ids, device=self.model.device))
         if self._colon_ids:  # a reply never ends on an opening ("The answer to this question is:")
             processors.append(_NoEndAfterOpening(prompt_len, self._colon_ids, sorted(self._ends()), self.model.device))
+        if texts := getattr(self._local, "numbers_from", None):
+            digits, others, dot, comma = self._number_tokens
+            processors.append(_NumbersFrom(texts, prompt_len, self.tokenizer.decode, digits, others, dot, comma))
         return processors
+
+    @contextmanager
+    def numbers_from(self, texts: list[str]):
+        """Calls made within it (in this thread) write replies stating only numbers that ``texts`` (one per chat
+        of the call) hold (``_NumbersFrom``): the answer pipeline's replies from sources
+        (``answer.numbers_from_sources``)."""
+        before = getattr(self._local, "numbers_from", None)
+        self._local.numbers_from = texts
+        try:
+            yield
+        finally:
+            self._local.numbers_from = before
+
+    @cached_property
+    def _number_tokens(self):
+        """(id, text) of the tokens holding a digit; a tensor of the other ids; the ids of "." and "," alone."""
+        import torch
+
+        digits = token_ids(self.tokenizer, lambda text: bool(re.search(r"\d", text)))
+        texts = self.tokenizer.convert_ids_to_tokens(digits)
+        digit_tokens = [(i, self.tokenizer.convert_tokens_to_string([t])) for i, t in zip(digits, texts)]
+        others = torch.ones(len(self.tokenizer), dtype=torch.bool)
+        others[digits] = False
+        single = {t: self.tokenizer.convert_tokens_to_ids(t) for t in (".", ",")}
+        return (digit_tokens, others.nonzero()[:, 0].to(self.model.device),
+                single["."] if single["."] != self.tokenizer.unk_token_id else None,
+                single[","] if single[","] != self.tokenizer.unk_token_id else None)
 
     @cached_property
     def _bracket_ids(self) -> list[int]:
@@ -185,8 +222,7 @@ class TransformersGenerator:
         from transformers import TextIteratorStreamer
 
         if self.beams > 1:  # transformers cannot stream a beam search: the reply comes whole
-            yield from (text for text in self.generate_batch([messages], max_new_tokens) if text)
-            return
+            return (text for text in self.generate_batch([messages], max_new_tokens) if text)
         ids = self.prompt_ids(messages)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         greedy = self.config.temperature == 0
@@ -199,9 +235,15 @@ class TransformersGenerator:
             # answers copy spans of the passages: drafts taken from the prompt are verified in one
             # pass; bf16 decode on 2 cores went from 8.9 to 20.2 tokens/s (bench/answer.py)
             kwargs["prompt_lookup_num_tokens"] = self.prompt_lookup
+        # read now, in the caller's thread (the switches of numbers_from are per thread), not once streaming
         kwargs["logits_processor"] = self._processors(ids.shape[1])
+        return self._stream(kwargs, streamer, ids.shape[1])
+
+    def _stream(self, kwargs: dict, streamer, prompt_len: int) -> Iterator[str]:
+        import torch
+
         cancel = threading.Event()  # set when the reader stops reading: the model stops too
-        loop = _LoopStop(ids.shape[1], decode=self.tokenizer.decode, ends=self._ends())
+        loop = _LoopStop(prompt_len, decode=self.tokenizer.decode, ends=self._ends())
         kwargs["stopping_criteria"] = [loop, lambda input_ids, scores, **kw: cancel.is_set()]
         failure: list[BaseException] = []
 
@@ -221,6 +263,7 @@ class TransformersGenerator:
             cancel.set()
             thread.join()
             self.looped = [bool(loop.fired)]
+            self.number_cuts = _number_cuts(kwargs["logits_processor"], 1, 1)
         if failure:
             raise GeneratorError(f"model {self.name}: generation failed ({failure[0]})") from failure[0]
 
@@ -325,6 +368,113 @@ class _NoEndAfterOpening:
         rows = torch.isin(input_ids[:, -1], self.colon_ids).nonzero()  # (n, 1) against the ends (m,):
         scores[rows, self.end_ids] = -float("inf")  # every end token of each such row
         return scores
+
+
+_TRAILING_NUMBER = re.compile(rf"({NUMBER.pattern})([.,]?)$")
+
+
+class _NumbersFrom:
+    """A reply may state only numbers its chat's text holds (the sources it was given and the question): a
+    digit is generated only while the number it belongs to is still the beginning of one of the text's
+    numbers, and the number may end only where one of them ends. Given sources, the 135M model wrote figures
+    they never gave ("approximately 1.2 million tweets" of a paper counting 522,967; "Hoffmann et al. (2222)")
+    in 10 of 209 dev answers; constrained, it writes one the sources give or none (README, "Answers").
+
+    Where the model wanted a digit it may not write, the number it then writes is no longer its own: the
+    reply so far is kept in ``cuts`` (per row) when it was about to begin a number ("approximately " + a
+    figure the sources lack) or, its number begun, goes on with anything but a digit ("approximately 1." of
+    1.2), so the sentence can be left out (``ragqa.reply.without_sentences_at``); a digit put for a digit
+    within a number begun ("(2" + "0" of 2022 where it wanted 2222) completes one of the sources' numbers.
+
+    Numbers at the start of a line are list numbering ("\n2. **Data size**"), left free. Digits are
+    single tokens in SmolLM2's, Qwen2.5's and Gemma's vocabularies; a token holding several digits (Llama 3)
+    is checked whole, as the text it would add."""
+
+    def __init__(self, texts: list[str], prompt_len: int, decode, digit_tokens: list[tuple[int, str]], other_ids,
+                 dot_id, comma_id, window: int = 16):
+        self.prompt_len, self.decode, self.window = prompt_len, decode, window
+        self.digit_tokens, self.other_ids = digit_tokens, other_ids  # tokens with digits; the ids of the rest
+        self.dot_id, self.comma_id = dot_id, comma_id
+        self.numbers = [self._read(text) for text in texts]  # per chat: (whole numbers, their beginnings)
+        self.digit_ids = {i for i, _ in digit_tokens}
+        self.cuts: dict[int, list[str]] = {}  # per row: the reply so far wherever a sentence's figure was lost
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        per_chat = max(1, len(input_ids) // len(self.numbers))  # a chat's samples or beams are consecutive rows
+        for row, ids in enumerate(input_ids):
+            whole, starts = self.numbers[min(row // per_chat, len(self.numbers) - 1)]
+            tail = self.decode(ids[self.prompt_len:][-self.window:], skip_special_tokens=True)
+            keep = scores[row].clone()
+            banned = [i for i, text in self.digit_tokens if not self._fits(tail + text, len(tail), whole, starts)]
+            scores[row, banned] = -float("inf")
+            if (open_number := self._open(tail)) and open_number[0] not in whole:
+                key, sep = open_number  # a number not yet one of the prompt's: only digits (or a separator) go on
+                scores[row, self.other_ids] = -float("inf")
+                if not sep:  # "14" of 14,100 may go on with "," and "1" of 1.5 with "."
+                    for token, ok in ((self.dot_id, key + "." in starts), (self.comma_id, key + "," in starts)):
+                        if token is not None and ok:
+                            scores[row, token] = keep[token]
+            if torch.isinf(scores[row]).all():  # never a dead end (a number begun outside the window read)
+                scores[row] = keep
+            self._note_cut(row, ids, tail, int(keep.argmax()), int(scores[row].argmax()))
+        return scores
+
+    def _note_cut(self, row: int, ids, tail: str, wanted: int, chosen: int) -> None:
+        """Keep the reply so far when the digit the model wanted is refused and what it then writes is not
+        one of the sources' numbers going on (the greedy choice; sampling is read the same way)."""
+        if wanted == chosen or wanted not in self.digit_ids:
+            return
+        if self._open(tail) and chosen in self.digit_ids:  # a digit for a digit, within a number begun
+            return
+        self.cuts.setdefault(row, []).append(self.decode(ids[self.prompt_len:], skip_special_tokens=True))
+
+    def cuts_per_reply(self, rows: int, replies: int) -> list[list[str]]:
+        """``cuts`` per reply: per row, or for a beam search (rows = replies x beams) each chat's rows together."""
+        per = max(1, rows // max(replies, 1))
+        return [[c for row in range(i * per, (i + 1) * per) for c in self.cuts.get(row, [])] for i in range(replies)]
+
+    @staticmethod
+    def _read(text: str) -> tuple[set[str], set[str]]:
+        """The text's numbers (``ragqa.text.figures``: "14,100" may be said "14100", not the other way round)
+        and every beginning of them."""
+        whole = figures(text)
+        return whole, {n[:i] for n in whole for i in range(1, len(n) + 1)}
+
+    @staticmethod
+    def _line_start(text: str, at: int) -> bool:
+        before = text[:at].rstrip(" \t")
+        return before.endswith("\n")
+
+    def _open(self, tail: str) -> tuple[str, str] | None:
+        """The number the reply is in the middle of, as (key, trailing separator), unless list numbering."""
+        m = _TRAILING_NUMBER.search(tail)
+        if not m or self._line_start(tail, m.start()):
+            return None
+        return m.group(1), m.group(2)
+
+    def _fits(self, text: str, new: int, whole: set[str], starts: set[str]) -> bool:
+        """Whether each number the added text (from ``new`` on) writes into is the prompt's, or begins one
+        of them while still being written."""
+        for m in NUMBER.finditer(text):
+            if m.end() <= new or self._line_start(text, m.start()):
+                continue
+            key, rest = m.group(), text[m.end():]
+            if not rest:
+                ok = key in starts
+            elif rest in (".", ","):  # a decimal point or thousands separator, or the sentence's end
+                ok = key in whole or key + rest in starts
+            else:
+                ok = key in whole
+            if not ok:
+                return False
+        return True
+
+
+def _number_cuts(processors, rows: int, replies: int) -> list[list[str]]:
+    numbers = next((p for p in processors if isinstance(p, _NumbersFrom)), None)
+    return numbers.cuts_per_reply(rows, replies) if numbers else [[] for _ in range(replies)]
 
 
 class _DoneStop:
