@@ -35,10 +35,10 @@ _VALUE = re.compile(r"\W*(?:\d{1,3}(?:,\d{3})+|\d+\.\d+|\d{2,})(?:\s*%)?[.!]?\s*
 _NEGATION = re.compile(r"\b(not|no|never|none|neither|nor|cannot|\w+n't)\b", re.IGNORECASE)
 # a source header of the prompt ("[2] (bert.pdf, p. 3)", see retrieval.store.Chunk.location) said again,
 # with its number or without ("PAL (PAL.pdf, p. 7)", "(LLM_long_tail.pdf, p. This involves": 6 of 71
-# ARAGOG dev replies of the shipped adapter)
+# ARAGOG dev replies of the shipped adapter), or without its parenthesis ("… other models. -PAL.pdf, p.")
 # or the source numbers counted out ("[1] [2] [3] [4] [5] ... [21]": the shipped adapter's list items ran
 # on so until the loop stop, 200 tokens)
-_SOURCE_HEADER = re.compile(r"\[\d+\]\s*\([^()\n]*?,\s*p\.|\([\w.\-]+\.(?:pdf|md|markdown|txt|html?),\s*p\."
+_SOURCE_HEADER = re.compile(r"\[\d+\]\s*\([^()\n]*?,\s*p\.|[\w.\-]+\.(?:pdf|md|markdown|txt|html?),\s*p\."
                             r"|(?:\[\d+\][,;]?\s*){4}")
 # while streaming, what may still become one ("[2] (bert.pdf,"): held back, since shown text cannot be taken back
 # "[", "[2", "[2]", "[2] (bert.pdf,"; "(bert", "(bert.pdf, p" (a word in parentheses waits for its end)

@@ -888,3 +888,9 @@ def test_an_answer_leaves_out_the_sentence_whose_figure_was_refused_streamed_or_
     (batched,) = answer_batch(["What are the pre-training tasks of BERT?"], CuttingQueueGenerator(reply), retriever,
                               config=CFG)
     assert batched.text == "BERT is pre-trained on text."
+
+
+def test_a_source_header_said_again_without_its_parenthesis_ends_the_reply():
+    from ragqa.reply import before_source_echo
+
+    assert before_source_echo("PAL is not limited to code-LMs. -PAL.pdf, p. 3 says") == "PAL is not limited to code-LMs."

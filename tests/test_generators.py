@@ -520,5 +520,6 @@ def test_where_a_wanted_figure_is_refused_the_reply_so_far_is_kept_as_a_cut():
     step(has + [CHARS.index("1"), CHARS.index(".")], "2")  # "has 1." where it wanted 1.2: the sentence ends on a stub
     step(has + [CHARS.index("1"), CHARS.index("4"), CHARS.index(","), CHARS.index("1")], "5")  # 14,15… → 14,10…
     step(has + [CHARS.index("1")], "4")  # allowed: nothing refused
-    assert p.cuts_per_reply(1, 1) == [[" has ", " has 1."]]
-    assert p.cuts_per_reply(4, 2) == [[" has ", " has 1."], []]  # a beam search's rows go with their chat
+    step(has + [CHARS.index("1"), CHARS.index("4")], " tweets")  # "has 14 tweets": 14 is none of theirs, made 14…
+    assert p.cuts_per_reply(1, 1) == [[" has ", " has 1.", " has 14"]]
+    assert p.cuts_per_reply(4, 2) == [[" has ", " has 1.", " has 14"], []]  # a beam search's rows go with their chat

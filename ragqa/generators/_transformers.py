@@ -380,11 +380,12 @@ class _NumbersFrom:
     they never gave ("approximately 1.2 million tweets" of a paper counting 522,967; "Hoffmann et al. (2222)")
     in 10 of 209 dev answers; constrained, it writes one the sources give or none (README, "Answers").
 
-    Where the model wanted a digit it may not write, the number it then writes is no longer its own: the
-    reply so far is kept in ``cuts`` (per row) when it was about to begin a number ("approximately " + a
-    figure the sources lack) or, its number begun, goes on with anything but a digit ("approximately 1." of
-    1.2), so the sentence can be left out (``ragqa.reply.without_sentences_at``); a digit put for a digit
-    within a number begun ("(2" + "0" of 2022 where it wanted 2222) completes one of the sources' numbers.
+    Where the model is refused what it wanted, the number it then writes is no longer its own: the reply so
+    far is kept in ``cuts`` (per row) when it was about to begin a figure the sources lack ("approximately "
+    + 1.2 million), to end one they lack ("β3" + ":", made "β33"), or to go on with a digit and goes on with
+    anything else ("approximately 1." of 1.2), so the sentence can be left out
+    (``ragqa.reply.without_sentences_at``); a digit put for a digit within a number begun ("(2" + "0" of 2022
+    where it wanted 2222) completes one of the sources' numbers.
 
     Numbers at the start of a line are list numbering ("\n2. **Data size**"), left free. Digits are
     single tokens in SmolLM2's, Qwen2.5's and Gemma's vocabularies; a token holding several digits (Llama 3)
@@ -422,11 +423,11 @@ class _NumbersFrom:
         return scores
 
     def _note_cut(self, row: int, ids, tail: str, wanted: int, chosen: int) -> None:
-        """Keep the reply so far when the digit the model wanted is refused and what it then writes is not
+        """Keep the reply so far when the token the model wanted is refused and what it then writes is not
         one of the sources' numbers going on (the greedy choice; sampling is read the same way)."""
-        if wanted == chosen or wanted not in self.digit_ids:
+        if wanted == chosen:
             return
-        if self._open(tail) and chosen in self.digit_ids:  # a digit for a digit, within a number begun
+        if self._open(tail) and wanted in self.digit_ids and chosen in self.digit_ids:  # a digit for a digit
             return
         self.cuts.setdefault(row, []).append(self.decode(ids[self.prompt_len:], skip_special_tokens=True))
 
