@@ -19,7 +19,7 @@ from ragqa.config import AnswerConfig
 from ragqa.errors import RagqaError
 from ragqa.generators import BatchGenerator, ScoringGenerator
 from ragqa.reply import (NO_REPLY, NO_REPLY_ZH, reply_complete, shape,  # noqa: F401 (shape re-exported)
-                         without_sentences_at)
+                         before_refused_figure)
 from ragqa.text import CJK_RUN
 from retrieval.context import (ABSTAIN, Source, abstain_text, best_sentences, build_messages, fit_sources, focus_sources,
                                is_chinese)
@@ -253,7 +253,7 @@ def _reply_batches(todo: list[tuple[Answer, list[dict]]], generator, config: Ans
         share = (time.perf_counter() - began) / len(part)
         for (result, _), text, cut, refused in zip(part, texts, looped, cuts):
             _count_loop(result, cut)
-            result.text = shape(without_sentences_at(text, refused), result.question, config,
+            result.text = shape(before_refused_figure(text, refused), result.question, config,
                                 lead=_lead_while_generating(result, config))
             tokens = generator.count_tokens(text) if text else 0
             if fallback:  # the tuned reply's cost counts too
@@ -416,9 +416,9 @@ def _stream_reply(result: Answer, generator, messages: list[dict], config: Answe
             break
     end = time.perf_counter()
     _count_loop(result, any(getattr(generator, "looped", [])))
-    # a sentence whose figure was refused is left out (the stream showed it: the final text has it not)
+    # the reply ends before a sentence whose figure was refused (the stream showed it: the final text has it not)
     refused = [cut for cuts in getattr(generator, "number_cuts", None) or [] for cut in cuts]
-    result.text = shape(without_sentences_at(raw, refused), result.question, config, lead=lead)
+    result.text = shape(before_refused_figure(raw, refused), result.question, config, lead=lead)
     if result.text.startswith(shown) and len(result.text) > len(shown):
         yield result.text[len(shown):]
     tokens = generator.count_tokens(raw) if raw else 0  # what the model generated, shown or not

@@ -242,19 +242,18 @@ def reply_sentences(raw: str) -> list[str]:
     return [p.strip() for p in pieces + [raw[start:]] if p.strip()]
 
 
-def without_sentences_at(raw: str, cuts: list[str]) -> str:
-    """``raw`` without the sentences in which the model was refused a figure its sources lack: each cut is
-    the reply as it stood there (``TransformersGenerator.number_cuts``), and the sentence it was writing is
-    left out ("The dataset is approximately 1." where it wanted 1.2 million). A cut ``raw`` does not begin
-    with was on a path not taken (a draft token rejected)."""
-    at = sorted({len(cut) for cut in cuts if raw.startswith(cut) and raw})
+def before_refused_figure(raw: str, cuts: list[str]) -> str:
+    """``raw`` up to the sentence in which the model was refused a figure its sources lack: each cut is the
+    reply as it stood there (``TransformersGenerator.number_cuts``). That sentence says a figure that is not
+    the model's ("The dataset is approximately 1." where it wanted 1.2 million), and what follows was written
+    after it, from a derailed sentence ("The sources you provided are indeed accurate …"), so the reply ends
+    before it. A cut ``raw`` does not begin with was on a path not taken (a draft token rejected)."""
+    at = [len(cut) for cut in cuts if raw.startswith(cut) and raw]
     if not at:
         return raw
+    offset = min(at)  # where the refused token would have gone: in the sentence being written there
+    q = min(offset if raw[offset - 1:offset].isspace() or not offset else offset - 1, len(raw) - 1)
     # sentences as text.split_sentences reads them: "approximately 1. It is …" is two, where the reply's own
     # splitter reads " 1. " as list numbering
-    starts = [0] + [m.end() for m in SENTENCE_END.finditer(raw)] + [len(raw)]
-    drop = set()
-    for offset in at:  # where the refused digit would have gone: in the sentence being written there
-        q = min(offset if raw[offset - 1:offset].isspace() or not offset else offset - 1, len(raw) - 1)
-        drop.add(next(i for i in range(len(starts) - 1) if q < starts[i + 1]))
-    return "".join(raw[starts[i]:starts[i + 1]] for i in range(len(starts) - 1) if i not in drop).rstrip()
+    start = max([0] + [m.end() for m in SENTENCE_END.finditer(raw) if m.end() <= q])
+    return raw[:start].rstrip()

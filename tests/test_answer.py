@@ -859,21 +859,21 @@ def test_a_reply_from_sources_may_state_only_their_numbers_and_one_from_memory_a
     assert gen.calls[2] is None
 
 
-def test_the_sentence_whose_figure_was_refused_is_left_out():
-    from ragqa.reply import without_sentences_at
+def test_the_reply_ends_before_the_sentence_whose_figure_was_refused():
+    from ragqa.reply import before_refused_figure
 
-    raw = "It has 14,100 tweets. It took approximately 1. It is public."
-    assert without_sentences_at(raw, []) == raw
-    assert without_sentences_at(raw, ["It has 14,100 tweets. It took approximately 1."]) == \
-        "It has 14,100 tweets. It is public."
-    # refused as a sentence began ("It took " + a figure): that sentence, not the one before
-    assert without_sentences_at(raw, ["It has 14,100 tweets. It took approximately "]) == \
-        "It has 14,100 tweets. It is public."
-    assert without_sentences_at(raw, ["It has 9"]) == raw  # a path not taken (a draft rejected)
+    raw = "It has 14,100 tweets. It took approximately 1. The sources are accurate."
+    assert before_refused_figure(raw, []) == raw
+    # cut to a stub ("1." of the 1.2 it wanted): that sentence goes, and what was written after it
+    assert before_refused_figure(raw, ["It has 14,100 tweets. It took approximately 1."]) == "It has 14,100 tweets."
+    # refused as a figure began ("approximately " + a figure they lack): the same
+    assert before_refused_figure(raw, ["It has 14,100 tweets. It took approximately "]) == "It has 14,100 tweets."
+    assert before_refused_figure(raw, ["It has 9"]) == raw  # a path not taken (a draft rejected)
+    assert before_refused_figure(raw, ["It has "]) == ""  # nothing left: the quote answers alone
 
 
 class CuttingQueueGenerator(NumberRecordingGenerator):
-    """As the real generator reports it: each reply was refused a figure after its first sentence."""
+    """As the real generator reports it: each reply was refused a figure in its second sentence."""
 
     def generate(self, messages, max_new_tokens=None):
         reply = self.replies[0]
@@ -881,8 +881,8 @@ class CuttingQueueGenerator(NumberRecordingGenerator):
         return super().generate(messages, max_new_tokens)
 
 
-def test_an_answer_leaves_out_the_sentence_whose_figure_was_refused_streamed_or_batched(retriever):
-    reply = "BERT is pre-trained on text. It took approximately 4 days."
+def test_an_answer_ends_before_the_sentence_whose_figure_was_refused_streamed_or_batched(retriever):
+    reply = "BERT is pre-trained on text. It took approximately 4 days. It is good."
     streamed = answer("What are the pre-training tasks of BERT?", CuttingQueueGenerator(reply), retriever, config=CFG)
     assert streamed.text == "BERT is pre-trained on text."
     (batched,) = answer_batch(["What are the pre-training tasks of BERT?"], CuttingQueueGenerator(reply), retriever,

@@ -383,8 +383,8 @@ class _NumbersFrom:
     Where the model is refused what it wanted, the number it then writes is no longer its own: the reply so
     far is kept in ``cuts`` (per row) when it was about to begin a figure the sources lack ("approximately "
     + 1.2 million), to end one they lack ("β3" + ":", made "β33"), or to go on with a digit and goes on with
-    anything else ("approximately 1." of 1.2), so the sentence can be left out
-    (``ragqa.reply.without_sentences_at``); a digit put for a digit within a number begun ("(2" + "0" of 2022
+    anything else ("approximately 1." of 1.2), so the reply can end before that sentence
+    (``ragqa.reply.before_refused_figure``); a digit put for a digit within a number begun ("(2" + "0" of 2022
     where it wanted 2222) completes one of the sources' numbers.
 
     Numbers at the start of a line are list numbering ("\n2. **Data size**"), left free. Digits are
