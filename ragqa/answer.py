@@ -58,6 +58,8 @@ class Answer:
                     "the model was not called")
         fallback = " (its adapter's reply said nothing: answered untuned)" if t.get("untuned_fallback") else ""
         looped = " · the reply began repeating itself and was stopped" if t.get("loop_stops") else ""
+        looped += (" · the reply ends before a sentence giving a figure its sources do not hold"
+                   if t.get("figure_cut") else "")
         reranked = f" (reranking {t['rerank_ms']:.0f} ms)" if t.get("rerank_ms") else ""
         return (f"retrieval {t.get('retrieval_ms', 0):.0f} ms{reranked} · prompt {t.get('prompt_tokens', 0)} tokens · "
                 f"first token {t.get('ttft_s') or 0:.2f} s · {t.get('tokens_per_s') or 0:.1f} tokens/s · "
@@ -253,7 +255,7 @@ def _reply_batches(todo: list[tuple[Answer, list[dict]]], generator, config: Ans
         share = (time.perf_counter() - began) / len(part)
         for (result, _), text, cut, refused in zip(part, texts, looped, cuts):
             _count_loop(result, cut)
-            result.text = shape(before_refused_figure(text, refused), result.question, config,
+            result.text = shape(_before_refused_figure(result, text, refused), result.question, config,
                                 lead=_lead_while_generating(result, config))
             tokens = generator.count_tokens(text) if text else 0
             if fallback:  # the tuned reply's cost counts too
@@ -261,6 +263,15 @@ def _reply_batches(todo: list[tuple[Answer, list[dict]]], generator, config: Ans
                                       total_s=round(result.timings["total_s"] + share, 3))
             else:
                 result.timings.update(tokens=tokens, total_s=round(share, 3), batched=len(part))
+
+
+def _before_refused_figure(result: Answer, raw: str, cuts: list[str]) -> str:
+    """``ragqa.reply.before_refused_figure``, noted in the timings (the line under the answer says a sentence
+    the stream showed was left out)."""
+    kept = before_refused_figure(raw, cuts)
+    if kept != raw:
+        result.timings["figure_cut"] = result.timings.get("figure_cut", 0) + 1
+    return kept
 
 
 def _count_loop(result: Answer, looped: bool) -> None:
@@ -418,7 +429,7 @@ def _stream_reply(result: Answer, generator, messages: list[dict], config: Answe
     _count_loop(result, any(getattr(generator, "looped", [])))
     # the reply ends before a sentence whose figure was refused (the stream showed it: the final text has it not)
     refused = [cut for cuts in getattr(generator, "number_cuts", None) or [] for cut in cuts]
-    result.text = shape(before_refused_figure(raw, refused), result.question, config, lead=lead)
+    result.text = shape(_before_refused_figure(result, raw, refused), result.question, config, lead=lead)
     if result.text.startswith(shown) and len(result.text) > len(shown):
         yield result.text[len(shown):]
     tokens = generator.count_tokens(raw) if raw else 0  # what the model generated, shown or not

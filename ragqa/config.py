@@ -261,9 +261,10 @@ class AnswerConfig:
     yes_no_hint: bool = True  # ask yes/no questions to be answered "Yes" or "No" first, and open the reply so
     max_sentences: int = 3  # the reply is cut after this many sentences (0 = as generated)
     # a reply written from sources states only numbers they (or the question) hold: digits that would begin or
-    # end a number they lack are not generated (ragqa.generators._transformers._NumbersFrom), so no invented
-    # figure ("approximately 1.2 million tweets") sits beside a verified quote. In-process models only; with
-    # retrieval off the model answers from memory, unconstrained
+    # end a number they lack are not generated (ragqa.generators._transformers._NumbersFrom), and the reply
+    # ends before a sentence whose figure was refused, so no invented figure ("approximately 1.2 million
+    # tweets") sits beside a verified quote (README "How an answer is made", step 5). In-process models only;
+    # with retrieval off the model answers from memory, unconstrained
     numbers_from_sources: bool = True
     drop_empty: bool = True  # leave out reply sentences that say nothing new (ragqa.reply.empty_reply)
     # a tuned model's reply that says nothing ("The answer is [1].", the source list written out: 22 of 71

@@ -17,6 +17,7 @@ from ragqa.text import NOT_AN_END, SENTENCE_END, SYSTEM_RAG, YES_NO_HINT, is_yes
 _REPLY_END = re.compile(NOT_AN_END + r"(?<!^\d\.)(?<![\s(]\d\.)(?<![\s(]\d\d\.)(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])|(?<=[。！？])\s*"
                         r"|(?<=[:：])[ \t]*\n\s*|[ \t]*\n[ \t]*\n\s*|[ \t]*\n[ \t]*(?=(?:\d{1,2}[.)]|[-*•])\s)")
 _ITEM = re.compile(r"(?:\d{1,2}[.)]|[-*•])\s")  # a list item's opening ("2. ", "- ")
+_ITEM_NUMBER_LEFT = re.compile(r"(?:^|\s+)\d{1,2}[.)]$")  # a list item's number with its text cut off
 _ENDS = ".!?。！？:;)]\"”'’*"  # what a finished sentence ends on ("... layers [2]", "**SwiGLU**" too)
 _VERDICT = re.compile(r"\W*(yes|no)\b", re.IGNORECASE)
 NO_REPLY = "(No answer: the model's reply only repeated the question or said nothing.)"
@@ -256,4 +257,5 @@ def before_refused_figure(raw: str, cuts: list[str]) -> str:
     # sentences as text.split_sentences reads them: "approximately 1. It is …" is two, where the reply's own
     # splitter reads " 1. " as list numbering
     start = max([0] + [m.end() for m in SENTENCE_END.finditer(raw) if m.end() <= q])
-    return raw[:start].rstrip()
+    # nor the number of a list item whose text was that sentence ("2. MBPP: 7B to 13B 3.")
+    return _ITEM_NUMBER_LEFT.sub("", raw[:start].rstrip())

@@ -870,6 +870,8 @@ def test_the_reply_ends_before_the_sentence_whose_figure_was_refused():
     assert before_refused_figure(raw, ["It has 14,100 tweets. It took approximately "]) == "It has 14,100 tweets."
     assert before_refused_figure(raw, ["It has 9"]) == raw  # a path not taken (a draft rejected)
     assert before_refused_figure(raw, ["It has "]) == ""  # nothing left: the quote answers alone
+    items = "Benchmarks: 1. HumanEval: 65B 2. MBPP: 13B 3. LLaMA-13B: 2.3 to 3.3"
+    assert before_refused_figure(items, [items[:-3]]) == "Benchmarks: 1. HumanEval: 65B 2. MBPP: 13B"
 
 
 class CuttingQueueGenerator(NumberRecordingGenerator):
@@ -885,6 +887,7 @@ def test_an_answer_ends_before_the_sentence_whose_figure_was_refused_streamed_or
     reply = "BERT is pre-trained on text. It took approximately 4 days. It is good."
     streamed = answer("What are the pre-training tasks of BERT?", CuttingQueueGenerator(reply), retriever, config=CFG)
     assert streamed.text == "BERT is pre-trained on text."
+    assert "figure its sources do not hold" in streamed.timing_line()  # the stream showed what was left out
     (batched,) = answer_batch(["What are the pre-training tasks of BERT?"], CuttingQueueGenerator(reply), retriever,
                               config=CFG)
     assert batched.text == "BERT is pre-trained on text."
