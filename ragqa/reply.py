@@ -39,7 +39,7 @@ _NEGATION = re.compile(r"\b(not|no|never|none|neither|nor|cannot|\w+n't)\b", re.
 # ARAGOG dev replies of the shipped adapter), or without its parenthesis ("… other models. -PAL.pdf, p.")
 # or the source numbers counted out ("[1] [2] [3] [4] [5] ... [21]": the shipped adapter's list items ran
 # on so until the loop stop, 200 tokens)
-_SOURCE_HEADER = re.compile(r"\[\d+\]\s*\([^()\n]*?,\s*p\.|[\w.\-]+\.(?:pdf|md|markdown|txt|html?),\s*p\."
+_SOURCE_HEADER = re.compile(r"\[\d+\]\s*\([^()\n]*?,\s*p\.|\(?[\w.\-]+\.(?:pdf|md|markdown|txt|html?),\s*p\."
                             r"|(?:\[\d+\][,;]?\s*){4}")
 # while streaming, what may still become one ("[2] (bert.pdf,"): held back, since shown text cannot be taken back
 # "[", "[2", "[2]", "[2] (bert.pdf,"; "(bert", "(bert.pdf, p" (a word in parentheses waits for its end)

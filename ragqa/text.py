@@ -66,9 +66,19 @@ def figures(text: str) -> set[str]:
     return {form for n in NUMBER.findall(text) for form in (n, n.replace(",", ""))}
 
 
+def list_number(text: str, start: int, end: int, writing: bool = False) -> bool:
+    """Whether ``text[start:end]`` numbers a list item rather than states a figure: one or two digits opening
+    the text or a line, or after a colon or a sentence's end ("are: 1. PDF 2. Markdown"), followed by "." or
+    ")" — or, ``writing``, by nothing yet."""
+    if end - start > 2 or not text[start:end].isdigit():
+        return False
+    before, after = text[:start].rstrip(" \t"), text[end:end + 1]
+    return (not before or before.endswith(("\n", ":", ".", ";"))) and (after in (".", ")") or writing and not after)
+
+
 def stated_figures(reply: str) -> set[str]:
-    """The numbers a reply states, as written: not the list numbering that opens a line ("\n2. …")."""
-    return {m.group() for m in NUMBER.finditer(reply) if not reply[:m.start()].rstrip(" \t").endswith("\n")}
+    """The numbers a reply states, as written: not its list numbering ("\n2. …", "are: 1. PDF 2. …")."""
+    return {m.group() for m in NUMBER.finditer(reply) if not list_number(reply, m.start(), m.end())}
 
 def is_chinese(text: str) -> bool:
     """Mostly CJK ideographs among its letters (a Chinese question, even with English terms in it)."""

@@ -30,7 +30,7 @@ def setup(tmp_path, word_embedder):
 
 def test_eval_counts_answers_that_state_a_figure_no_retrieved_passage_holds(setup, tmp_path, word_embedder):
     gen = QueueGenerator("BERT was pre-trained in 2018 on masked language modelling [1]",
-                         "autoregressively, as in 1 of its passages [1]", "the pretrained weights\n2. matrices [1]",
+                         "autoregressively, as in 1 of its passages [1]", "the weights: 1. pretrained\n2. frozen [1]",
                          "a text-to-text transformer")
     config = Config(answer=plain_answer_config(k=2, abstain_below=-1),
                     eval=EvalConfig(retrieval="on", bootstrap=50, yardstick=False))

@@ -430,7 +430,7 @@ def test_num_beams_must_be_at_least_one():
 
 # --- numbers a reply may state (answer.numbers_from_sources) ---
 
-CHARS = list("0123456789.,") + [" tweets", " ", "\n", " has", "<eos>"]
+CHARS = list("0123456789.,") + [" tweets", " ", "\n", " has", "<eos>", ":"]
 
 
 def numbers_from(texts, prompt=(16,)):
@@ -473,7 +473,12 @@ def test_a_reply_from_sources_states_only_numbers_they_hold():
 def test_list_numbering_is_free_and_a_number_never_leaves_a_dead_end():
     p = numbers_from(["Only 42 here."])
     assert set("0123456789") <= allowed_after(p, " has\n")  # "\n3. ..." numbers a list
-    assert " " in allowed_after(p, " has\n7")
+    assert "." in allowed_after(p, " has\n7") and " " not in allowed_after(p, " has\n7")  # "7 tweets" is a figure
+    words = set(CHARS) - set("0123456789")  # after a list's "7." anything but a decimal ("7.5" is a figure)
+    assert allowed_after(p, " has\n7.") == words
+    assert allowed_after(p, "1.") == words  # a list opening the reply ("1. The approach …")
+    assert allowed_after(p, " has: 1. 7 has. 2.") == words  # inline, after a colon or a sentence
+    assert allowed_after(p, " has: 45") == {"."}  # a list's number, or nothing: not 45 tweets, nor 451
     assert allowed_after(p, " has ") & set("0123456789") == {"4"}
     # a number begun where the processor did not see it (longer than its window) keeps every token open
     assert len(allowed_after(p, " has 99")) == len(CHARS)

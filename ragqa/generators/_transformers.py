@@ -17,7 +17,7 @@ from typing import Iterator
 from ragqa.config import GeneratorConfig, cpu_has_bf16, default_threads, resolve_adapter
 from ragqa.errors import ConfigError, GeneratorError
 from ragqa.generators._gguf import resolve_model
-from ragqa.text import NUMBER, figures
+from ragqa.text import NUMBER, figures, list_number
 
 Messages = list[dict]
 
@@ -152,8 +152,8 @@ class TransformersGenerator:
         if self._colon_ids:  # a reply never ends on an opening ("The answer to this question is:")
             processors.append(_NoEndAfterOpening(prompt_len, self._colon_ids, sorted(self._ends()), self.model.device))
         if texts := getattr(self._local, "numbers_from", None):
-            digits, others, dot, comma = self._number_tokens
-            processors.append(_NumbersFrom(texts, prompt_len, self.tokenizer.decode, digits, others, dot, comma))
+            digits, others, dot, comma, paren = self._number_tokens
+            processors.append(_NumbersFrom(texts, prompt_len, self.tokenizer.decode, digits, others, dot, comma, paren))
         return processors
 
     @contextmanager
@@ -170,7 +170,7 @@ class TransformersGenerator:
 
     @cached_property
     def _number_tokens(self):
-        """(id, text) of the tokens holding a digit; a tensor of the other ids; the ids of "." and "," alone."""
+        """(id, text) of the tokens holding a digit; a tensor of the other ids; the ids of ".", "," and ")" alone."""
         import torch
 
         digits = token_ids(self.tokenizer, lambda text: bool(re.search(r"\d", text)))
@@ -178,10 +178,9 @@ class TransformersGenerator:
         digit_tokens = [(i, self.tokenizer.convert_tokens_to_string([t])) for i, t in zip(digits, texts)]
         others = torch.ones(len(self.tokenizer), dtype=torch.bool)
         others[digits] = False
-        single = {t: self.tokenizer.convert_tokens_to_ids(t) for t in (".", ",")}
+        single = [self.tokenizer.convert_tokens_to_ids(t) for t in (".", ",", ")")]
         return (digit_tokens, others.nonzero()[:, 0].to(self.model.device),
-                single["."] if single["."] != self.tokenizer.unk_token_id else None,
-                single[","] if single[","] != self.tokenizer.unk_token_id else None)
+                *(i if i != self.tokenizer.unk_token_id else None for i in single))
 
     @cached_property
     def _bracket_ids(self) -> list[int]:
@@ -387,15 +386,15 @@ class _NumbersFrom:
     (``ragqa.reply.before_refused_figure``); a digit put for a digit within a number begun ("(2" + "0" of 2022
     where it wanted 2222) completes one of the sources' numbers.
 
-    Numbers at the start of a line are list numbering ("\n2. **Data size**"), left free. Digits are
+    A list's numbers are free ("\n2. **Data size**", "are: 1. PDF 2. …": ``ragqa.text.list_number``). Digits are
     single tokens in SmolLM2's, Qwen2.5's and Gemma's vocabularies; a token holding several digits (Llama 3)
     is checked whole, as the text it would add."""
 
     def __init__(self, texts: list[str], prompt_len: int, decode, digit_tokens: list[tuple[int, str]], other_ids,
-                 dot_id, comma_id, window: int = 16):
+                 dot_id, comma_id, paren_id=None, window: int = 16):
         self.prompt_len, self.decode, self.window = prompt_len, decode, window
         self.digit_tokens, self.other_ids = digit_tokens, other_ids  # tokens with digits; the ids of the rest
-        self.dot_id, self.comma_id = dot_id, comma_id
+        self.dot_id, self.comma_id, self.paren_id = dot_id, comma_id, paren_id  # ".", ",", ")" alone
         self.numbers = [self._read(text) for text in texts]  # per chat: (whole numbers, their beginnings)
         self.digit_ids = {i for i, _ in digit_tokens}
         self.cuts: dict[int, list[str]] = {}  # per row: the reply so far wherever a sentence's figure was lost
@@ -406,15 +405,18 @@ class _NumbersFrom:
         per_chat = max(1, len(input_ids) // len(self.numbers))  # a chat's samples or beams are consecutive rows
         for row, ids in enumerate(input_ids):
             whole, starts = self.numbers[min(row // per_chat, len(self.numbers) - 1)]
-            tail = self.decode(ids[self.prompt_len:][-self.window:], skip_special_tokens=True)
+            reply = ids[self.prompt_len:]
+            # "…" stands for what came before the window: the tail opens the reply only when it is all of it
+            tail = ("" if len(reply) <= self.window else "…") + self.decode(reply[-self.window:], skip_special_tokens=True)
             keep = scores[row].clone()
             banned = [i for i, text in self.digit_tokens if not self._fits(tail + text, len(tail), whole, starts)]
             scores[row, banned] = -float("inf")
             if (open_number := self._open(tail)) and open_number[0] not in whole:
-                key, sep = open_number  # a number not yet one of the prompt's: only digits (or a separator) go on
+                key, sep, listed = open_number  # a number not yet one of theirs: only digits (or a separator) go on
                 scores[row, self.other_ids] = -float("inf")
-                if not sep:  # "14" of 14,100 may go on with "," and "1" of 1.5 with "."
-                    for token, ok in ((self.dot_id, key + "." in starts), (self.comma_id, key + "," in starts)):
+                if not sep:  # "14" of 14,100 may go on with "," and "1" of 1.5 with "."; "2" of a list with "." or ")"
+                    for token, ok in ((self.dot_id, listed or key + "." in starts), (self.comma_id, key + "," in starts),
+                                      (self.paren_id, listed)):
                         if token is not None and ok:
                             scores[row, token] = keep[token]
             if torch.isinf(scores[row]).all():  # never a dead end (a number begun outside the window read)
@@ -443,23 +445,19 @@ class _NumbersFrom:
         whole = figures(text)
         return whole, {n[:i] for n in whole for i in range(1, len(n) + 1)}
 
-    @staticmethod
-    def _line_start(text: str, at: int) -> bool:
-        before = text[:at].rstrip(" \t")
-        return before.endswith("\n")
-
-    def _open(self, tail: str) -> tuple[str, str] | None:
-        """The number the reply is in the middle of, as (key, trailing separator), unless list numbering."""
+    def _open(self, tail: str) -> tuple[str, str, bool] | None:
+        """The number the reply is in the middle of, as (key, trailing separator, whether it may be numbering a
+        list), unless it is a list's number already ("2." after a colon)."""
         m = _TRAILING_NUMBER.search(tail)
-        if not m or self._line_start(tail, m.start()):
+        if not m or list_number(tail, m.start(1), m.end(1)):
             return None
-        return m.group(1), m.group(2)
+        return m.group(1), m.group(2), list_number(tail, m.start(1), m.end(1), writing=True)
 
     def _fits(self, text: str, new: int, whole: set[str], starts: set[str]) -> bool:
         """Whether each number the added text (from ``new`` on) writes into is the prompt's, or begins one
         of them while still being written."""
         for m in NUMBER.finditer(text):
-            if m.end() <= new or self._line_start(text, m.start()):
+            if m.end() <= new or list_number(text, m.start(), m.end(), writing=True):
                 continue
             key, rest = m.group(), text[m.end():]
             if not rest:
