@@ -523,8 +523,9 @@ def test_where_a_wanted_figure_is_refused_the_reply_so_far_is_kept_as_a_cut():
     has = [CHARS.index(" has"), CHARS.index(" ")]
     step(has, "9")  # "has 9…": no number of theirs begins so; whatever is written instead is not the model's figure
     step(has + [CHARS.index("1"), CHARS.index(".")], "2")  # "has 1." where it wanted 1.2: the sentence ends on a stub
-    step(has + [CHARS.index("1"), CHARS.index("4"), CHARS.index(","), CHARS.index("1")], "5")  # 14,15… → 14,10…
     step(has + [CHARS.index("1")], "4")  # allowed: nothing refused
     step(has + [CHARS.index("1"), CHARS.index("4")], " tweets")  # "has 14 tweets": 14 is none of theirs, made 14…
-    assert p.cuts_per_reply(1, 1) == [[" has ", " has 1.", " has 14"]]
-    assert p.cuts_per_reply(4, 2) == [[" has ", " has 1.", " has 14"], []]  # a beam search's rows go with their chat
+    # 14,15… made 14,10…: a figure of theirs, but chosen by the refusal, not by the model
+    step(has + [CHARS.index("1"), CHARS.index("4"), CHARS.index(","), CHARS.index("1")], "5")
+    assert p.cuts_per_reply(1, 1) == [[" has ", " has 1.", " has 14", " has 14,1"]]
+    assert p.cuts_per_reply(4, 2) == [[" has ", " has 1.", " has 14", " has 14,1"], []]  # beams go with their chat

@@ -379,12 +379,12 @@ class _NumbersFrom:
     they never gave ("approximately 1.2 million tweets" of a paper counting 522,967; "Hoffmann et al. (2222)")
     in 10 of 209 dev answers; constrained, it writes one the sources give or none (README, "Answers").
 
-    Where the model is refused what it wanted, the number it then writes is no longer its own: the reply so
-    far is kept in ``cuts`` (per row) when it was about to begin a figure the sources lack ("approximately "
-    + 1.2 million), to end one they lack ("β3" + ":", made "β33"), or to go on with a digit and goes on with
-    anything else ("approximately 1." of 1.2), so the reply can end before that sentence
-    (``ragqa.reply.before_refused_figure``); a digit put for a digit within a number begun ("(2" + "0" of 2022
-    where it wanted 2222) completes one of the sources' numbers.
+    Where the model is refused what it wanted, what it then writes is no longer its own figure: about to begin
+    one the sources lack ("approximately " + 1.2 million), to end one they lack ("β3" + ":", made "β33"), to
+    go on with a digit ("approximately 1." of 1.2), or with another digit (Hoffmann et al. "(2" + "2" made
+    "(2019)", a year the sources hold, where the model wrote 2222 and the paper says 2022). The reply so far
+    is kept in ``cuts`` (per row), so the reply can end before that sentence
+    (``ragqa.reply.before_refused_figure``).
 
     A list's numbers are free ("\n2. **Data size**", "are: 1. PDF 2. …": ``ragqa.text.list_number``). Digits are
     single tokens in SmolLM2's, Qwen2.5's and Gemma's vocabularies; a token holding several digits (Llama 3)
@@ -421,17 +421,14 @@ class _NumbersFrom:
                             scores[row, token] = keep[token]
             if torch.isinf(scores[row]).all():  # never a dead end (a number begun outside the window read)
                 scores[row] = keep
-            self._note_cut(row, ids, tail, int(keep.argmax()), int(scores[row].argmax()))
+            self._note_cut(row, ids, int(keep.argmax()), int(scores[row].argmax()))
         return scores
 
-    def _note_cut(self, row: int, ids, tail: str, wanted: int, chosen: int) -> None:
-        """Keep the reply so far when the token the model wanted is refused and what it then writes is not
-        one of the sources' numbers going on (the greedy choice; sampling is read the same way)."""
-        if wanted == chosen:
-            return
-        if self._open(tail) and wanted in self.digit_ids and chosen in self.digit_ids:  # a digit for a digit
-            return
-        self.cuts.setdefault(row, []).append(self.decode(ids[self.prompt_len:], skip_special_tokens=True))
+    def _note_cut(self, row: int, ids, wanted: int, chosen: int) -> None:
+        """Keep the reply so far when the token the model wanted is refused (the greedy choice; sampling is
+        read the same way)."""
+        if wanted != chosen:
+            self.cuts.setdefault(row, []).append(self.decode(ids[self.prompt_len:], skip_special_tokens=True))
 
     def cuts_per_reply(self, rows: int, replies: int) -> list[list[str]]:
         """``cuts`` per reply: per row, or for a beam search (rows = replies x beams) each chat's rows together."""
