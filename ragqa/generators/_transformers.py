@@ -407,14 +407,15 @@ class _NumbersFrom:
             whole, starts = self.numbers[min(row // per_chat, len(self.numbers) - 1)]
             reply = ids[self.prompt_len:]
             # "…" stands for what came before the window: the tail opens the reply only when it is all of it
-            tail = ("" if len(reply) <= self.window else "…") + self.decode(reply[-self.window:], skip_special_tokens=True)
+            tail = self.decode(reply[-self.window:], skip_special_tokens=True)
+            tail = tail if len(reply) <= self.window else "…" + tail
             keep = scores[row].clone()
             banned = [i for i, text in self.digit_tokens if not self._fits(tail + text, len(tail), whole, starts)]
             scores[row, banned] = -float("inf")
             if (open_number := self._open(tail)) and open_number[0] not in whole:
                 key, sep, listed = open_number  # a number not yet one of theirs: only digits (or a separator) go on
                 scores[row, self.other_ids] = -float("inf")
-                if not sep:  # "14" of 14,100 may go on with "," and "1" of 1.5 with "."; "2" of a list with "." or ")"
+                if not sep:  # "14" of 14,100 goes on with ",", "1" of 1.5 with "."; "2" of a list with "." or ")"
                     for token, ok in ((self.dot_id, listed or key + "." in starts), (self.comma_id, key + "," in starts),
                                       (self.paren_id, listed)):
                         if token is not None and ok:
