@@ -31,11 +31,11 @@ import numpy as np
 from ragqa.config import AnswerConfig, Config
 from ragqa.errors import ConfigError
 from ragqa.reply import reply_sentences, shape, stated_verdict
+from ragqa.text import figures
 from finetune._output import card, counts, write_dataset
 from finetune._select import load_pool
 
 _ENDED = re.compile(r"[.!?。！？]['\"”’)]*$")
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 
 
 def best_reply(record, replies: list[str], embedder, min_similarity: float,
@@ -63,7 +63,7 @@ def judge(record, shaped: list[str], embedder, min_similarity: float) -> list[tu
     quote (-1 when empty). Right: the record's verdict, the record's number, and a cosine of at least
     ``min_similarity`` — a verdict alone ("Yes.") shares no words with the quote and passes."""
     verdict = record.answer.split(".")[0].strip().lower() if record.kind == "judgmental" else ""
-    wanted = set(_NUMBER.findall(record.answer.split('"')[0])) or set(_NUMBER.findall(record.quote))
+    wanted = figures(record.answer.split('"')[0]) or figures(record.quote)
     said = list(dict.fromkeys(s for s in shaped if s))
     cosine = {}
     if said:
@@ -76,7 +76,7 @@ def judge(record, shaped: list[str], embedder, min_similarity: float) -> list[tu
             continue
         c = min_similarity if verdict and s.lower().rstrip(".!") == verdict else cosine[s]
         why = ("wrong_verdict" if verdict and not s.lower().startswith(verdict) else
-               "wrong_number" if record.kind == "numeric" and not wanted & set(_NUMBER.findall(s)) else
+               "wrong_number" if record.kind == "numeric" and not wanted & figures(s) else
                "far_from_oracle" if c < min_similarity else "")
         out.append((why, float(c)))
     return out
