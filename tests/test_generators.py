@@ -529,3 +529,33 @@ def test_where_a_wanted_figure_is_refused_the_reply_so_far_is_kept_as_a_cut():
     step(has + [CHARS.index("1"), CHARS.index("4"), CHARS.index(","), CHARS.index("1")], "5")
     assert p.cuts_per_reply(1, 1) == [[" has ", " has 1.", " has 14", " has 14,1"]]
     assert p.cuts_per_reply(4, 2) == [[" has ", " has 1.", " has 14", " has 14,1"], []]  # beams go with their chat
+
+
+def test_greedy_numbers_check_only_rows_that_could_change_and_choose_the_same():
+    """Under greedy decoding the processor reads a row's tail only where the best token or the last tokens hold a
+    digit; every step's choice and every recorded cut match the processor that reads all rows."""
+    import random
+
+    import torch
+
+    texts = ["It holds 14,100 tweets, 1.5 hours and 2019 posts."]
+    full, fast = numbers_from(texts), numbers_from(texts)
+    fast.greedy = True
+    reads = {id(full): 0, id(fast): 0}
+    for p in (full, fast):
+        def counted(ids, skip_special_tokens=True, p=p):
+            reads[id(p)] += 1
+            return "".join(CHARS[i] for i in ids)
+        p.decode = counted
+    words = [i for i, c in enumerate(CHARS) if not c[-1].isdigit()]
+    rng = random.Random(0)
+    for _ in range(300):  # replies of words with a digit here and there
+        ids = [16] + [rng.randrange(len(CHARS)) if rng.random() < 0.2 else rng.choice(words)
+                      for _ in range(rng.randrange(1, 8))]
+        scores = torch.randn(1, len(CHARS))
+        if rng.random() < 0.5:  # most steps the model wants a word
+            scores[0, CHARS.index(rng.choice([" tweets", " has", "\n", ":"]))] = 9.0
+        chosen = int(full(torch.tensor([ids]), scores.clone()).argmax())
+        assert int(fast(torch.tensor([ids]), scores.clone()).argmax()) == chosen, ids
+    assert fast.cuts == full.cuts and full.cuts
+    assert 0 < reads[id(fast)] < 0.75 * reads[id(full)]  # rows far from any digit are not read
