@@ -18,7 +18,7 @@ from ragqa.citations import Citation, Evidence, check_citations, find_evidence, 
 from ragqa.config import AnswerConfig
 from ragqa.errors import RagqaError
 from ragqa.generators import BatchGenerator, ScoringGenerator
-from ragqa.reply import (NO_REPLY, NO_REPLY_ZH, reply_complete, shape,  # noqa: F401 (shape re-exported)
+from ragqa.reply import (NO_REPLY, NO_REPLY_ZH, reply_complete, shape, unheld_figures,  # noqa: F401 (shape re-exported)
                          before_refused_figure)
 from ragqa.text import CJK_RUN
 from retrieval.context import (ABSTAIN, Source, abstain_text, best_sentences, build_messages, fit_sources, focus_sources,
@@ -255,8 +255,8 @@ def _reply_batches(todo: list[tuple[Answer, list[dict]]], generator, config: Ans
         share = (time.perf_counter() - began) / len(part)
         for (result, _), text, cut, refused in zip(part, texts, looped, cuts):
             _count_loop(result, cut)
-            result.text = shape(_before_refused_figure(result, text, refused), result.question, config,
-                                lead=_lead_while_generating(result, config))
+            kept = _before_refused_figure(result, text, refused, generator, config)
+            result.text = shape(kept, result.question, config, lead=_lead_while_generating(result, config))
             tokens = generator.count_tokens(text) if text else 0
             if fallback:  # the tuned reply's cost counts too
                 result.timings.update(untuned_fallback=True, tokens=result.timings["tokens"] + tokens,
@@ -265,9 +265,12 @@ def _reply_batches(todo: list[tuple[Answer, list[dict]]], generator, config: Ans
                 result.timings.update(tokens=tokens, total_s=round(share, 3), batched=len(part))
 
 
-def _before_refused_figure(result: Answer, raw: str, cuts: list[str]) -> str:
+def _before_refused_figure(result: Answer, raw: str, cuts: list[str], generator, config: AnswerConfig) -> str:
     """``ragqa.reply.before_refused_figure``, noted in the timings (the line under the answer says a sentence
-    the stream showed was left out)."""
+    the stream showed was left out). A generator that cannot hold digits back as it writes (a server) is read
+    after the fact: its reply ends before its first sentence stating a figure the sources and question lack."""
+    if _from_sources(config, [result]) and not hasattr(generator, "numbers_from"):
+        cuts = unheld_figures(raw, _given(result))
     kept = before_refused_figure(raw, cuts)
     if kept != raw:
         result.timings["figure_cut"] = result.timings.get("figure_cut", 0) + 1
@@ -429,7 +432,8 @@ def _stream_reply(result: Answer, generator, messages: list[dict], config: Answe
     _count_loop(result, any(getattr(generator, "looped", [])))
     # the reply ends before a sentence whose figure was refused (the stream showed it: the final text has it not)
     refused = [cut for cuts in getattr(generator, "number_cuts", None) or [] for cut in cuts]
-    result.text = shape(_before_refused_figure(result, raw, refused), result.question, config, lead=lead)
+    result.text = shape(_before_refused_figure(result, raw, refused, generator, config), result.question, config,
+                        lead=lead)
     if result.text.startswith(shown) and len(result.text) > len(shown):
         yield result.text[len(shown):]
     tokens = generator.count_tokens(raw) if raw else 0  # what the model generated, shown or not
@@ -453,10 +457,19 @@ def _numbers_from_sources(generator, results: list[Answer], config: AnswerConfig
     """The context in which replies written from sources state only numbers their sources or question hold
     (``answer.numbers_from_sources``), for generators that can hold digits back (in-process models). Without
     retrieval the model answers from memory, unconstrained (a batch is all one or the other)."""
-    if not (config.numbers_from_sources and all(r.retrieval and r.sources for r in results)
-            and hasattr(generator, "numbers_from")):
+    if not (_from_sources(config, results) and hasattr(generator, "numbers_from")):
         return nullcontext()
-    return generator.numbers_from(["\n".join([r.question, *(s.text for s in r.sources)]) for r in results])
+    return generator.numbers_from([_given(r) for r in results])
+
+
+def _from_sources(config: AnswerConfig, results: list[Answer]) -> bool:
+    """Whether these replies may state only their sources' and question's figures (``answer.numbers_from_sources``)."""
+    return config.numbers_from_sources and all(r.retrieval and r.sources for r in results)
+
+
+def _given(result: Answer) -> str:
+    """What a reply's figures must come from: the question and the sources as the model was shown them."""
+    return "\n".join([result.question, *(s.text for s in result.sources)])
 
 
 def _comes_whole(generator) -> bool:

@@ -9,7 +9,8 @@ import re
 from difflib import SequenceMatcher
 
 from ragqa.config import AnswerConfig
-from ragqa.text import NOT_AN_END, SENTENCE_END, SYSTEM_RAG, YES_NO_HINT, is_yes_no, opens_list
+from ragqa.text import (NOT_AN_END, NUMBER, SENTENCE_END, SYSTEM_RAG, YES_NO_HINT, figures, free_number, is_yes_no,
+                        opens_list)
 
 # a sentence ends at . ! ? before a capital or digit, but not after a list number ("1.", "12."); at a
 # blank line; after a line ending on a colon (an opening: "The answer is:\n\n"); and before a list item
@@ -241,6 +242,15 @@ def reply_sentences(raw: str) -> list[str]:
         pieces.append(raw[start:end.start()])
         start = end.end()
     return [p.strip() for p in pieces + [raw[start:]] if p.strip()]
+
+
+def unheld_figures(raw: str, given: str) -> list[str]:
+    """``raw`` up to each figure it states that ``given`` (the question and the sources shown) does not hold: the
+    cuts a model held to the sources' figures as it writes would have recorded (``before_refused_figure``), found
+    after the fact for one that cannot be held (a server behind an OpenAI-compatible API)."""
+    held = figures(given)
+    return [raw[:m.start()] for m in NUMBER.finditer(raw)
+            if not free_number(raw, m.start(), m.end()) and not {m.group(), m.group().replace(",", "")} & held]
 
 
 def before_refused_figure(raw: str, cuts: list[str]) -> str:

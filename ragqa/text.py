@@ -76,9 +76,31 @@ def list_number(text: str, start: int, end: int, writing: bool = False) -> bool:
     return (not before or before.endswith(("\n", ":", ".", ";"))) and (after in (".", ")") or writing and not after)
 
 
+_MARKER_OPEN = re.compile(r"\[(?:\d{1,3},\s*)*$")  # "[", "[1, ": a source marker being written
+
+
+def marker_number(text: str, start: int, end: int, writing: bool = False) -> bool:
+    """Whether ``text[start:end]`` is a source marker's number ("[2]", "[1, 3]"), not a figure: 1–3 digits after
+    "[" or a marker's comma, followed by "]" or "," — or, ``writing``, by nothing yet."""
+    after = text[end:end + 1]
+    return (end - start <= 3 and bool(_MARKER_OPEN.search(text[:start]))
+            and (after in ("]", ",") or writing and not after))
+
+
+_ESCAPE_OPEN = re.compile(r"\x1b[\[\]][\d;]*$")  # a terminal control sequence's parameters (shown stripped)
+
+
+def free_number(text: str, start: int, end: int, writing: bool = False) -> bool:
+    """A number that states no figure: a list's numbering, a source marker's, or a terminal escape's ("\x1b[2J"
+    echoed from a hostile document)."""
+    return (list_number(text, start, end, writing) or marker_number(text, start, end, writing)
+            or bool(_ESCAPE_OPEN.search(text[:start])))
+
+
 def stated_figures(reply: str) -> set[str]:
-    """The numbers a reply states, as written: not its list numbering ("\n2. …", "are: 1. PDF 2. …")."""
-    return {m.group() for m in NUMBER.finditer(reply) if not list_number(reply, m.start(), m.end())}
+    """The numbers a reply states, as written: not its list numbering ("\n2. …", "are: 1. PDF 2. …") nor its
+    source markers ("[2]")."""
+    return {m.group() for m in NUMBER.finditer(reply) if not free_number(reply, m.start(), m.end())}
 
 def is_chinese(text: str) -> bool:
     """Mostly CJK ideographs among its letters (a Chinese question, even with English terms in it)."""

@@ -893,6 +893,32 @@ def test_an_answer_ends_before_the_sentence_whose_figure_was_refused_streamed_or
     assert batched.text == "BERT is pre-trained on text."
 
 
+def test_a_server_reply_is_read_for_figures_after_the_fact():
+    from ragqa.reply import unheld_figures
+
+    given = "The dataset holds 14,100 tweets from 2019."
+    assert unheld_figures("It has 14100 tweets from 2019.", given) == []  # "14,100" may be said "14100"
+    assert unheld_figures("Steps: 1. Read. 2. Count 14,100 tweets.", given) == []  # a list's numbers are free
+    assert unheld_figures("It has 14,100 tweets, about 1.2 million words.", given) == [
+        "It has 14,100 tweets, about "]
+
+
+def test_a_generator_that_cannot_hold_digits_back_has_its_reply_cut_the_same(retriever):
+    """A server (no ``numbers_from``): the reply ends before its first sentence with a figure the sources and the
+    question lack, streamed or batched, as the in-process model's does; without retrieval it is left whole."""
+    reply = "BERT is pre-trained on text. It took approximately 4,321 days. It is good."
+    question = "What are the 2 pre-training tasks of BERT?"
+    streamed = answer(question, QueueGenerator(reply), retriever, config=CFG)
+    assert streamed.text == "BERT is pre-trained on text."
+    assert "figure its sources do not hold" in streamed.timing_line()
+    (batched,) = answer_batch([question], QueueGenerator(reply), retriever, config=CFG)
+    assert batched.text == "BERT is pre-trained on text."
+    kept = answer(question, QueueGenerator("BERT has 2 pre-training tasks."), retriever, config=CFG)
+    assert kept.text.startswith("BERT has 2 pre-training tasks.")  # the question's figure
+    off = answer(question, QueueGenerator(reply), retriever, config=CFG, use_retrieval=False)
+    assert off.text == reply
+
+
 def test_a_source_header_said_again_without_its_parenthesis_ends_the_reply():
     from ragqa.reply import before_source_echo
 

@@ -430,7 +430,7 @@ def test_num_beams_must_be_at_least_one():
 
 # --- numbers a reply may state (answer.numbers_from_sources) ---
 
-CHARS = list("0123456789.,") + [" tweets", " ", "\n", " has", "<eos>", ":"]
+CHARS = list("0123456789.,") + [" tweets", " ", "\n", " has", "<eos>", ":", "[", "]"]
 
 
 def numbers_from(texts, prompt=(16,)):
@@ -482,6 +482,16 @@ def test_list_numbering_is_free_and_a_number_never_leaves_a_dead_end():
     assert allowed_after(p, " has ") & set("0123456789") == {"4"}
     # a number begun where the processor did not see it (longer than its window) keeps every token open
     assert len(allowed_after(p, " has 99")) == len(CHARS)
+
+
+def test_a_source_markers_number_is_free_and_states_no_figure():
+    from ragqa.text import stated_figures
+
+    p = numbers_from(["Only 42 here."])
+    assert set("0123456789") <= allowed_after(p, " has [")  # "[7]": a marker (generator.reply_markers), not a figure
+    assert {"]", ","} <= allowed_after(p, " has [7") and {"]"} <= allowed_after(p, " has [7, 8")
+    assert allowed_after(p, " has 4") == {"2"}  # outside a marker "4" begins a figure: only 42 goes on
+    assert stated_figures("It has 42 rows [3] [1, 12].\x1b[2J") == {"42"}
 
 
 def test_each_chat_of_a_batch_has_its_own_numbers():

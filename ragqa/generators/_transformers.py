@@ -17,7 +17,7 @@ from typing import Iterator
 from ragqa.config import GeneratorConfig, cpu_has_bf16, default_threads, resolve_adapter
 from ragqa.errors import ConfigError, GeneratorError
 from ragqa.generators._gguf import resolve_model
-from ragqa.text import NUMBER, figures, list_number
+from ragqa.text import NUMBER, figures, free_number, list_number, marker_number
 
 Messages = list[dict]
 
@@ -387,7 +387,8 @@ class _NumbersFrom:
     is kept in ``cuts`` (per row), so the reply can end before that sentence
     (``ragqa.reply.before_refused_figure``).
 
-    A list's numbers are free ("\n2. **Data size**", "are: 1. PDF 2. …": ``ragqa.text.list_number``). Digits are
+    A list's numbers are free ("\n2. **Data size**", "are: 1. PDF 2. …": ``ragqa.text.list_number``), and so are a
+    source marker's ("[2]", for models let write them: ``generator.reply_markers``). Digits are
     single tokens in SmolLM2's, Qwen2.5's and Gemma's vocabularies; a token holding several digits (Llama 3)
     is checked whole, as the text it would add.
 
@@ -467,9 +468,9 @@ class _NumbersFrom:
 
     def _open(self, tail: str) -> tuple[str, str, bool] | None:
         """The number the reply is in the middle of, as (key, trailing separator, whether it may be numbering a
-        list), unless it is a list's number already ("2." after a colon)."""
+        list), unless it is a list's number already ("2." after a colon) or a source marker's ("[2")."""
         m = _TRAILING_NUMBER.search(tail)
-        if not m or list_number(tail, m.start(1), m.end(1)):
+        if not m or list_number(tail, m.start(1), m.end(1)) or marker_number(tail, m.start(1), m.end(1), True):
             return None
         return m.group(1), m.group(2), list_number(tail, m.start(1), m.end(1), writing=True)
 
@@ -477,7 +478,7 @@ class _NumbersFrom:
         """Whether each number the added text (from ``new`` on) writes into is the prompt's, or begins one
         of them while still being written."""
         for m in NUMBER.finditer(text):
-            if m.end() <= new or list_number(text, m.start(), m.end(), writing=True):
+            if m.end() <= new or free_number(text, m.start(), m.end(), writing=True):
                 continue
             key, rest = m.group(), text[m.end():]
             if not rest:
