@@ -29,18 +29,25 @@ def setup(tmp_path, word_embedder):
 
 
 def test_eval_counts_answers_that_state_a_figure_no_retrieved_passage_holds(setup, tmp_path, word_embedder):
-    gen = QueueGenerator("BERT was pre-trained in 2018 on masked language modelling [1]",
-                         "autoregressively, as in 1 of its passages [1]", "the weights: 1. pretrained\n2. frozen [1]",
-                         "a text-to-text transformer")
-    config = Config(answer=plain_answer_config(k=2, abstain_below=-1),
-                    eval=EvalConfig(retrieval="on", bootstrap=50, yardstick=False))
-    summary = evaluate(setup, "ev", tmp_path / "r", config, generator_factory=lambda cfg: gen, embedder=word_embedder,
-                       progress=False)
-    rows = [json.loads(line) for line in (tmp_path / "r" / "results.jsonl").open()]
+    replies = ("BERT was pre-trained in 2018 on masked language modelling [1]",
+               "autoregressively, as in 1 of its passages [1]", "the weights: 1. pretrained\n2. frozen [1]",
+               "a text-to-text transformer")
+
+    def run(out, **answer):
+        config = Config(answer=plain_answer_config(k=2, abstain_below=-1, **answer),
+                        eval=EvalConfig(retrieval="on", bootstrap=50, yardstick=False))
+        summary = evaluate(setup, "ev", tmp_path / out, config, generator_factory=lambda cfg: QueueGenerator(*replies),
+                           embedder=word_embedder, progress=False)
+        rows = [json.loads(line) for line in (tmp_path / out / "results.jsonl").open()]
+        return [r["unsupported_figures"] for r in rows], summary["arms"]["base · retrieval on"]["citations"]
+
     # neither 2018 nor 1 is in the question or a retrieved passage; a list number opening a line is no figure
-    assert [r["unsupported_figures"] for r in rows] == [["2018"], ["1"], [], []]
-    assert summary["arms"]["base · retrieval on"]["citations"]["unsupported_figure_rate"] == 0.5
-    assert "| 50% |" in (tmp_path / "r" / "report.md").read_text()
+    figures, citations = run("free", numbers_from_sources=False)
+    assert figures == [["2018"], ["1"], [], []] and citations["unsupported_figure_rate"] == 0.5
+    assert "| 50% |" in (tmp_path / "free" / "report.md").read_text()
+    # held to the sources (a generator without numbers_from is read once written): those sentences go
+    figures, citations = run("held")
+    assert figures == [[], [], [], []] and citations["unsupported_figure_rate"] == 0.0
 
 
 def test_grid_scores_compares_and_writes_a_report(setup, tmp_path, word_embedder):
