@@ -18,8 +18,8 @@ from ragqa.citations import Citation, Evidence, check_citations, find_evidence, 
 from ragqa.config import AnswerConfig
 from ragqa.errors import RagqaError
 from ragqa.generators import BatchGenerator, ScoringGenerator
-from ragqa.reply import (NO_REPLY, NO_REPLY_ZH, reply_complete, shape, unheld_figures,  # noqa: F401 (shape re-exported)
-                         before_refused_figure)
+from ragqa.reply import (NO_REPLY, NO_REPLY_ZH, reply_complete, shape,  # noqa: F401 (shape re-exported)
+                         before_refused_figure, unheld_figures)
 from ragqa.text import CJK_RUN
 from retrieval.context import (ABSTAIN, Source, abstain_text, best_sentences, build_messages, fit_sources, focus_sources,
                                is_chinese)
