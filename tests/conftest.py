@@ -1,5 +1,7 @@
 import os
 import sys
+import threading
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -71,3 +73,14 @@ def real_generator(tmp_path_factory):
         os.environ["RAGQA_HOME"] = before or ""
     assert (home / "models").is_dir()  # the dequantized copy is cached, so later loads take seconds
     return generator
+
+
+@pytest.fixture
+def server():
+    """An OpenAI-compatible server (``fakes.FakeOpenAI``) on a free loopback port: its /v1 URL."""
+    from fakes import FakeOpenAI
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    httpd.shutdown()

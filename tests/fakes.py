@@ -1,8 +1,10 @@
 """Test doubles whose outputs mean something, and generated PDFs."""
 from __future__ import annotations
 
+import json
 import re
 import zlib
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import numpy as np
@@ -259,3 +261,29 @@ def kill_when_marked(command: list[str], marker, timeout: float = 60) -> None:
     assert proc.poll() is None, "ingest finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+class FakeOpenAI(BaseHTTPRequestHandler):
+    """Streams a fixed reply (``pieces``) the way vLLM's /v1/chat/completions does (server-sent events)."""
+
+    requests: list = []
+    pieces = ["BERT ", "is an ", "encoder [1]."]
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        FakeOpenAI.requests.append((self.path, dict(self.headers), body))
+        if body["model"] != "served-model":
+            self.send_response(404)
+            self.end_headers()
+            self.wfile.write(b'{"error": "model not found"}')
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        for piece in self.pieces:
+            chunk = {"choices": [{"delta": {"content": piece}}]}
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        self.wfile.write(b"data: [DONE]\n\n")
+
+    def log_message(self, *args):
+        pass

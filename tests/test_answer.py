@@ -919,6 +919,18 @@ def test_a_generator_that_cannot_hold_digits_back_has_its_reply_cut_the_same(ret
     assert off.text == reply
 
 
+def test_a_served_models_reply_ends_before_a_figure_its_sources_lack(retriever, server, monkeypatch):
+    """End to end through an OpenAI-compatible server (vLLM's API): the streamed reply is read once written."""
+    from fakes import FakeOpenAI
+    from ragqa.config import GeneratorConfig
+    from ragqa.generators import load_generator
+
+    monkeypatch.setattr(FakeOpenAI, "pieces", ["BERT is pre-trained ", "on text. It took ", "4,321 days."])
+    gen = load_generator(GeneratorConfig(model="served-model", base_url=server))
+    result = answer("What are the pre-training tasks of BERT?", gen, retriever, config=CFG)
+    assert result.reply == "BERT is pre-trained on text." and result.timings["figure_cut"] == 1
+
+
 def test_a_source_header_said_again_without_its_parenthesis_ends_the_reply():
     from ragqa.reply import before_source_echo
 

@@ -1,47 +1,13 @@
-import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from ragqa.config import GeneratorConfig
 from ragqa.errors import ConfigError, GeneratorError
+from fakes import FakeOpenAI
 from ragqa.generators import OpenAIGenerator, TransformersGenerator, load_generator, plain_prompt
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is BERT?"}]
-
-
-class FakeOpenAI(BaseHTTPRequestHandler):
-    """Streams a fixed reply the way vLLM's /v1/chat/completions does (server-sent events)."""
-
-    requests: list = []
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        FakeOpenAI.requests.append((self.path, dict(self.headers), body))
-        if body["model"] != "served-model":
-            self.send_response(404)
-            self.end_headers()
-            self.wfile.write(b'{"error": "model not found"}')
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.end_headers()
-        for piece in ["BERT ", "is an ", "encoder [1]."]:
-            chunk = {"choices": [{"delta": {"content": piece}}]}
-            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-        self.wfile.write(b"data: [DONE]\n\n")
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    httpd.shutdown()
 
 
 def test_openai_compatible_server_streams(server, monkeypatch):
