@@ -132,8 +132,13 @@ def stream_answer(question: str, generator, retriever=None, config: AnswerConfig
     if messages is None:  # abstained or quote-only: nothing to generate
         yield result.text
     elif _backs_reply(result, config):  # the quote is chosen once the reply is written, and follows it
-        yield from _generate(result, generator, messages, config)
-        yield back_quote(result, retriever.embedder, config)
+        shown = False
+        for piece in _generate(result, generator, messages, config):
+            shown = True
+            yield piece
+        quote = back_quote(result, retriever.embedder, config)
+        # a reply that showed and was then left out whole (a figure its sources lack) is set apart from the quote
+        yield quote if not shown or quote.startswith("\n\n") else f"\n\n{quote}"
     else:
         if result.lead:  # known before the model runs: the reader sees the evidence at once
             yield result.lead + "\n\n"

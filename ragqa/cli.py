@@ -236,19 +236,33 @@ def _session(cfg, index: str, no_retrieval: bool):
     return load_generator(cfg.generator), retriever
 
 
+def _print_text(text: str) -> None:
+    # generated text may echo a document's control sequences: drop them, keep line breaks
+    out.print(_NO_CONTROL.sub("", text), end="", highlight=False, markup=False, soft_wrap=True)
+
+
 def _print_answer(stream, as_json: bool):
-    """Stream the text, then citations, evidence and timings; returns the Answer."""
+    """Stream the text to a terminal, then citations, evidence and timings; returns the Answer.
+
+    A streamed sentence can be left out once the reply is complete (it stated a figure its sources lack): the
+    terminal then gets the answer again as checked, under the stream; piped output gets the checked answer alone.
+    """
     from ragqa.answer import Answer
 
+    live, shown = out.is_terminal and not as_json, ""
     for item in stream:
         if isinstance(item, Answer):
             result = item
-        elif not as_json:
-            # generated text may echo a document's control sequences: drop them, keep line breaks
-            out.print(_NO_CONTROL.sub("", item), end="", highlight=False, markup=False, soft_wrap=True)
+        elif live:
+            shown += item
+            _print_text(item)
     if as_json:
         out.print_json(json.dumps(result.to_dict()))
         return result
+    if not live or result.text and " ".join(shown.split()) != " ".join(result.text.split()):
+        if live:
+            out.print("\n\nThe answer, as checked:", style="dim", highlight=False)
+        _print_text(result.text)
     if not result.text:
         out.print(result.display, end="", style="dim", highlight=False, markup=False)
     out.print()

@@ -170,6 +170,41 @@ def test_cli_ask_prints_document_text_as_plain_text(tmp_path, fake_models):
     assert '"wraps turns in [INST] tags" · verified quote' in result.output
 
 
+def test_cli_ask_shows_the_answer_as_checked_where_a_streamed_sentence_was_left_out(corpus, fake_models,
+                                                                                    monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from ragqa import cli
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["ingest", "-q", str(corpus), "--index", "t"]).exit_code == 0
+    reply = "BERT is pre-trained on text. It took approximately 4,321 days."
+    fake_models.enqueue(reply)
+    piped = runner.invoke(app, ["ask", "What are the pre-training tasks of BERT?", "--index", "t"])
+    assert "BERT is pre-trained on text." in piped.output and "4,321" not in piped.output  # the checked answer alone
+    terminal = io.StringIO()
+    monkeypatch.setattr(cli, "out", Console(file=terminal, force_terminal=True, color_system=None, width=300))
+    fake_models.enqueue(reply)
+    assert runner.invoke(app, ["ask", "What are the pre-training tasks of BERT?", "--index", "t"]).exit_code == 0
+    streamed, checked = terminal.getvalue().split("The answer, as checked:")
+    assert "4,321" in streamed and "BERT is pre-trained on text." in checked and "4,321" not in checked
+    fake_models.enqueue("It uses masked language modelling.")  # nothing left out: streamed once, not again
+    again = io.StringIO()
+    monkeypatch.setattr(cli, "out", Console(file=again, force_terminal=True, color_system=None, width=300))
+    runner.invoke(app, ["ask", "What are the pre-training tasks of BERT?", "--index", "t"])
+    assert "as checked" not in again.getvalue() and again.getvalue().startswith("It uses masked language modelling.\n")
+
+
+def test_a_streamed_reply_left_out_whole_is_set_apart_from_the_quote(retriever):
+    config = plain_answer_config(k=2, abstain_below=0.1, lead_quote=True)
+    pieces = list(stream_answer("What are the pre-training tasks of BERT?", QueueGenerator("It took 4,321 days."),
+                                retriever, config=config))
+    result = pieces[-1]
+    assert result.text == result.lead and "".join(pieces[:-1]) == f"It took 4,321 days.\n\n{result.lead}"
+
+
 @pytest.mark.parametrize("args, message", [
     (["ask", "", "--index", "t"], "empty question"),
     (["ask", "What is BERT?", "--index", "nope"], "nope"),
