@@ -260,7 +260,7 @@ def _reply_batches(todo: list[tuple[Answer, list[dict]]], generator, config: Ans
         share = (time.perf_counter() - began) / len(part)
         for (result, _), text, cut, refused in zip(part, texts, looped, cuts):
             _count_loop(result, cut)
-            kept = _before_refused_figure(result, text, refused, generator, config)
+            kept = _before_refused_figure(result, text, _figure_cuts(result, generator, text, config, refused))
             result.text = shape(kept, result.question, config, lead=_lead_while_generating(result, config))
             tokens = generator.count_tokens(text) if text else 0
             if fallback:  # the tuned reply's cost counts too
@@ -270,12 +270,19 @@ def _reply_batches(todo: list[tuple[Answer, list[dict]]], generator, config: Ans
                 result.timings.update(tokens=tokens, total_s=round(share, 3), batched=len(part))
 
 
-def _before_refused_figure(result: Answer, raw: str, cuts: list[str], generator, config: AnswerConfig) -> str:
-    """``ragqa.reply.before_refused_figure``, noted in the timings (the line under the answer says a sentence
-    the stream showed was left out). A generator that cannot hold digits back as it writes (a server) is read
-    after the fact: its reply ends before its first sentence stating a figure the sources and question lack."""
+def _figure_cuts(result: Answer, generator, raw: str, config: AnswerConfig,
+                 cuts: list[str] | None = None) -> list[str]:
+    """Where ``raw`` was refused a figure: as the generator recorded it (``cuts``, or while streaming its
+    ``number_cuts``, which an in-process model fills as it writes), or for a generator that cannot hold digits
+    back (a server), read after the fact: before each figure the sources and question lack."""
     if _from_sources(config, [result]) and not hasattr(generator, "numbers_from"):
-        cuts = unheld_figures(raw, _given(result))
+        return unheld_figures(raw, _given(result))
+    return cuts if cuts is not None else [cut for row in getattr(generator, "number_cuts", None) or [] for cut in row]
+
+
+def _before_refused_figure(result: Answer, raw: str, cuts: list[str]) -> str:
+    """``ragqa.reply.before_refused_figure``, noted in the timings (the line under the answer says a sentence
+    the stream began to show was left out)."""
     kept = before_refused_figure(raw, cuts)
     if kept != raw:
         result.timings["figure_cut"] = result.timings.get("figure_cut", 0) + 1
@@ -418,6 +425,9 @@ def _generate(result: Answer, generator, messages: list[dict], config: AnswerCon
                               tokens_per_s=round((tokens - 1) / (total - ttft), 2) if tokens > 1 and total > ttft else None)
 
 
+_OPEN_NUMBER = re.compile(r"\d[\d.,]*$")  # the number a stream is still writing
+
+
 def _stream_reply(result: Answer, generator, messages: list[dict], config: AnswerConfig) -> Iterator[str]:
     start, first, raw, shown = time.perf_counter(), None, "", ""
     lead = _lead_while_generating(result, config)
@@ -426,7 +436,10 @@ def _stream_reply(result: Answer, generator, messages: list[dict], config: Answe
         if first is None:
             first = time.perf_counter()
         raw += piece
-        text = shape(raw, result.question, config, final=False, lead=lead)
+        # a sentence whose figure was refused (or, from a server, is not the sources') shows no further, and a
+        # number shows once whole: "has 17" was about to be refused, to become "175 billion"
+        text = _OPEN_NUMBER.sub("", shape(before_refused_figure(raw, _figure_cuts(result, generator, raw, config)),
+                                          result.question, config, final=False, lead=lead))
         if text.startswith(shown) and len(text) > len(shown):
             yield text[len(shown):] if shown else text
             shown = text
@@ -435,10 +448,9 @@ def _stream_reply(result: Answer, generator, messages: list[dict], config: Answe
             break
     end = time.perf_counter()
     _count_loop(result, any(getattr(generator, "looped", [])))
-    # the reply ends before a sentence whose figure was refused (the stream showed it: the final text has it not)
-    refused = [cut for cuts in getattr(generator, "number_cuts", None) or [] for cut in cuts]
-    result.text = shape(_before_refused_figure(result, raw, refused, generator, config), result.question, config,
-                        lead=lead)
+    # the reply ends before a sentence whose figure was refused (the stream showed its start: the text has it not)
+    result.text = shape(_before_refused_figure(result, raw, _figure_cuts(result, generator, raw, config)),
+                        result.question, config, lead=lead)
     if result.text.startswith(shown) and len(result.text) > len(shown):
         yield result.text[len(shown):]
     tokens = generator.count_tokens(raw) if raw else 0  # what the model generated, shown or not

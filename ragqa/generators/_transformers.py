@@ -255,6 +255,9 @@ class TransformersGenerator:
                 failure.append(exc)
                 streamer.end()
 
+        numbers = next((p for p in kwargs["logits_processor"] if isinstance(p, _NumbersFrom)), None)
+        # filled as the model writes, so a reader of the stream can hold back a sentence whose figure was refused
+        self.number_cuts = [numbers.cuts.setdefault(0, [])] if numbers else [[]]
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
         try:
