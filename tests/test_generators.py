@@ -485,17 +485,6 @@ def test_numbers_from_holds_for_calls_made_within_it_in_this_thread_only(tmp_pat
     assert _NumbersFrom not in other[0] and _NumbersFrom not in kinds()
 
 
-def test_number_cuts_are_per_thread(tmp_path):
-    """The chat answers in threads: one answer's refused figures are not read by another's stream."""
-    gen = TransformersGenerator(GeneratorConfig(model=tiny_model(tmp_path / "tiny"), precision="fp32"))
-    gen.number_cuts = [["It has 1"]]
-    other = []
-    worker = threading.Thread(target=lambda: other.append(gen.number_cuts))
-    worker.start()
-    worker.join()
-    assert other == [[]] and gen.number_cuts == [["It has 1"]]
-
-
 def test_where_a_wanted_figure_is_refused_the_reply_so_far_is_kept_as_a_cut():
     import torch
 

@@ -63,17 +63,9 @@ class TransformersGenerator:
         # per reply of the last call (the rows of a batch, or the one streamed): whether the loop stop cut it;
         # each answer records its own (ragqa.answer), and evaluation sums them per arm
         self.looped: list[bool] = []
-        self._local = threading.local()  # per-thread switches (numbers_from) and cuts: the chat serves threads
-
-    @property
-    def number_cuts(self) -> list[list[str]]:
-        """Per reply of this thread's last call: the reply so far wherever a figure the sources lack was refused
-        (``_NumbersFrom``); while a reply streams, filled as it is written. Per thread, as the chat's answers are."""
-        return getattr(self._local, "number_cuts", [])
-
-    @number_cuts.setter
-    def number_cuts(self, cuts: list[list[str]]) -> None:
-        self._local.number_cuts = cuts
+        # per reply of the last call: the reply so far wherever a figure the sources lack was refused (_NumbersFrom)
+        self.number_cuts: list[list[str]] = []
+        self._local = threading.local()  # per-thread switches (numbers_from): the chat serves threads
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False).input_ids)
