@@ -254,9 +254,10 @@ def _reply_batches(todo: list[tuple[Answer, list[dict]]], generator, config: Ans
             texts, looped, cuts = [], [], []
             for result, m in part:
                 with _numbers_from_sources(generator, [result], config):
-                    texts.append("".join(generator.generate(m)))
+                    reply = generator.generate(m)
+                texts.append("".join(reply))
                 looped += getattr(generator, "looped", [False])
-                cuts += getattr(generator, "number_cuts", None) or [[]]
+                cuts.append(_cuts_of(reply, generator))
         share = (time.perf_counter() - began) / len(part)
         for (result, _), text, cut, refused in zip(part, texts, looped, cuts):
             _count_loop(result, cut)
@@ -270,14 +271,19 @@ def _reply_batches(todo: list[tuple[Answer, list[dict]]], generator, config: Ans
                 result.timings.update(tokens=tokens, total_s=round(share, 3), batched=len(part))
 
 
-def _figure_cuts(result: Answer, generator, raw: str, config: AnswerConfig,
-                 cuts: list[str] | None = None) -> list[str]:
-    """Where ``raw`` was refused a figure: as the generator recorded it (``cuts``, or while streaming its
-    ``number_cuts``, which an in-process model fills as it writes), or for a generator that cannot hold digits
-    back (a server), read after the fact: before each figure the sources and question lack."""
+def _figure_cuts(result: Answer, generator, raw: str, config: AnswerConfig, cuts: list[str]) -> list[str]:
+    """Where ``raw`` was refused a figure: as the generator recorded it (``cuts``), or for a generator that
+    cannot hold digits back (a server), read from ``raw``: before each figure the sources and question lack."""
     if _from_sources(config, [result]) and not hasattr(generator, "numbers_from"):
         return unheld_figures(raw, _given(result))
-    return cuts if cuts is not None else [cut for row in getattr(generator, "number_cuts", None) or [] for cut in row]
+    return cuts
+
+
+def _cuts_of(stream, generator) -> list[str]:
+    """The refused figures of a streamed reply: its own ``number_cuts`` (an in-process model's stream, filled as
+    it is written), else the generator's last call's (a reply that came whole)."""
+    rows = getattr(stream, "number_cuts", None) or getattr(generator, "number_cuts", None) or []
+    return [cut for row in rows for cut in row]
 
 
 def _before_refused_figure(result: Answer, raw: str, cuts: list[str]) -> str:
@@ -438,7 +444,8 @@ def _stream_reply(result: Answer, generator, messages: list[dict], config: Answe
         raw += piece
         # a sentence whose figure was refused (or, from a server, is not the sources') shows no further, and a
         # number shows once whole: "has 17" was about to be refused, to become "175 billion"
-        text = _OPEN_NUMBER.sub("", shape(before_refused_figure(raw, _figure_cuts(result, generator, raw, config)),
+        text = _OPEN_NUMBER.sub("", shape(before_refused_figure(raw, _figure_cuts(result, generator, raw, config,
+                                                                                 _cuts_of(stream, generator))),
                                           result.question, config, final=False, lead=lead))
         if text.startswith(shown) and len(text) > len(shown):
             yield text[len(shown):] if shown else text
@@ -449,7 +456,8 @@ def _stream_reply(result: Answer, generator, messages: list[dict], config: Answe
     end = time.perf_counter()
     _count_loop(result, any(getattr(generator, "looped", [])))
     # the reply ends before a sentence whose figure was refused (the stream showed its start: the text has it not)
-    result.text = shape(_before_refused_figure(result, raw, _figure_cuts(result, generator, raw, config)),
+    result.text = shape(_before_refused_figure(result, raw, _figure_cuts(result, generator, raw, config,
+                                                                         _cuts_of(stream, generator))),
                         result.question, config, lead=lead)
     if result.text.startswith(shown) and len(result.text) > len(shown):
         yield result.text[len(shown):]

@@ -987,6 +987,27 @@ def test_a_served_models_reply_ends_before_a_figure_its_sources_lack(retriever, 
     assert result.reply == "BERT is pre-trained on text." and result.timings["figure_cut"] == 1
 
 
+class OwnCutsQueueGenerator(NumberRecordingGenerator):
+    """As the in-process generator streams: each reply carries its own cuts; the generator's attribute is what
+    another chat served meanwhile left there."""
+
+    def generate(self, messages, max_new_tokens=None):
+        from ragqa.generators._transformers import StreamedReply
+
+        reply = self.replies[0]
+        self.number_cuts = [["Another chat's reply"]]
+        return StreamedReply(super().generate(messages, max_new_tokens),
+                             [[reply.split(". ")[0] + ". It took approximately "]])
+
+
+def test_a_streamed_reply_is_cut_by_its_own_refused_figures(retriever):
+    reply = "BERT is pre-trained on text. It took approximately 4 days. It is good."
+    question = "What are the pre-training tasks of BERT?"
+    assert answer(question, OwnCutsQueueGenerator(reply), retriever, config=CFG).text == "BERT is pre-trained on text."
+    (batched,) = answer_batch([question], OwnCutsQueueGenerator(reply), retriever, config=CFG)
+    assert batched.text == "BERT is pre-trained on text."
+
+
 def test_a_source_header_said_again_without_its_parenthesis_ends_the_reply():
     from ragqa.reply import before_source_echo
 

@@ -237,7 +237,11 @@ class TransformersGenerator:
             kwargs["prompt_lookup_num_tokens"] = self.prompt_lookup
         # read now, in the caller's thread (the switches of numbers_from are per thread), not once streaming
         kwargs["logits_processor"] = self._processors(ids.shape[1], greedy=greedy)
-        return self._stream(kwargs, streamer, ids.shape[1])
+        numbers = next((p for p in kwargs["logits_processor"] if isinstance(p, _NumbersFrom)), None)
+        # the call's own cuts, filled as the model writes: read by whoever iterates the reply, in whatever thread
+        # (gradio steps a streaming handler in worker threads) and whatever else the generator serves meanwhile
+        cuts = [numbers.cuts.setdefault(0, [])] if numbers else [[]]
+        return StreamedReply(self._stream(kwargs, streamer, ids.shape[1]), cuts)
 
     def _stream(self, kwargs: dict, streamer, prompt_len: int) -> Iterator[str]:
         import torch
@@ -255,9 +259,6 @@ class TransformersGenerator:
                 failure.append(exc)
                 streamer.end()
 
-        numbers = next((p for p in kwargs["logits_processor"] if isinstance(p, _NumbersFrom)), None)
-        # filled as the model writes, so a reader of the stream can hold back a sentence whose figure was refused
-        self.number_cuts = [numbers.cuts.setdefault(0, [])] if numbers else [[]]
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
         try:
@@ -269,6 +270,23 @@ class TransformersGenerator:
             self.number_cuts = _number_cuts(kwargs["logits_processor"], 1, 1)
         if failure:
             raise GeneratorError(f"model {self.name}: generation failed ({failure[0]})") from failure[0]
+
+
+class StreamedReply:
+    """A streamed reply's pieces, with ``number_cuts``: where its figures were refused (``_NumbersFrom``), filled
+    as it streams."""
+
+    def __init__(self, pieces: Iterator[str], number_cuts: list[list[str]]):
+        self._pieces, self.number_cuts = pieces, number_cuts
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        return next(self._pieces)
+
+    def close(self) -> None:
+        self._pieces.close()
 
 
 class _LoopStop:
