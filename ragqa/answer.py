@@ -12,7 +12,7 @@ import re
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ragqa.citations import Citation, Evidence, check_citations, find_evidence, without_markers
 from ragqa.config import AnswerConfig
@@ -20,7 +20,7 @@ from ragqa.errors import RagqaError
 from ragqa.generators import BatchGenerator, ScoringGenerator
 from ragqa.reply import (NO_REPLY, NO_REPLY_ZH, reply_complete, shape,  # noqa: F401 (shape re-exported)
                          before_refused_figure, unheld_figures)
-from ragqa.text import CJK_RUN
+from ragqa.text import CJK_RUN, figures
 from retrieval.context import (ABSTAIN, Source, abstain_text, best_sentences, build_messages, fit_sources, focus_sources,
                                is_chinese)
 
@@ -261,7 +261,7 @@ def _reply_batches(todo: list[tuple[Answer, list[dict]]], generator, config: Ans
         share = (time.perf_counter() - began) / len(part)
         for (result, _), text, cut, refused in zip(part, texts, looped, cuts):
             _count_loop(result, cut)
-            kept = _before_refused_figure(result, text, _figure_cuts(result, generator, text, config, refused))
+            kept = _before_refused_figure(result, text, _figure_cuts(result, generator, config)(text, refused))
             result.text = shape(kept, result.question, config, lead=_lead_while_generating(result, config))
             tokens = generator.count_tokens(text) if text else 0
             if fallback:  # the tuned reply's cost counts too
@@ -271,12 +271,14 @@ def _reply_batches(todo: list[tuple[Answer, list[dict]]], generator, config: Ans
                 result.timings.update(tokens=tokens, total_s=round(share, 3), batched=len(part))
 
 
-def _figure_cuts(result: Answer, generator, raw: str, config: AnswerConfig, cuts: list[str]) -> list[str]:
-    """Where ``raw`` was refused a figure: as the generator recorded it (``cuts``), or for a generator that
-    cannot hold digits back (a server), read from ``raw``: before each figure the sources and question lack."""
-    if _from_sources(config, [result]) and not hasattr(generator, "numbers_from"):
-        return unheld_figures(raw, _given(result))
-    return cuts
+def _figure_cuts(result: Answer, generator, config: AnswerConfig) -> Callable[[str, list[str]], list[str]]:
+    """Where a reply (so far) was refused a figure, from it and the cuts its generator recorded: those cuts, or
+    for a generator that cannot hold digits back (a server) the reply read against the figures of the sources and
+    question (read once, not at every piece streamed): before each one they lack."""
+    if not (_from_sources(config, [result]) and not hasattr(generator, "numbers_from")):
+        return lambda raw, recorded: recorded
+    held = figures(_given(result))
+    return lambda raw, recorded: unheld_figures(raw, held)
 
 
 def _cuts_of(stream, generator) -> list[str]:
@@ -438,14 +440,14 @@ def _stream_reply(result: Answer, generator, messages: list[dict], config: Answe
     start, first, raw, shown = time.perf_counter(), None, "", ""
     lead = _lead_while_generating(result, config)
     stream = _reply_stream(result, generator, messages, config)
+    refused = _figure_cuts(result, generator, config)
     for piece in stream:
         if first is None:
             first = time.perf_counter()
         raw += piece
         # a sentence whose figure was refused (or, from a server, is not the sources') shows no further, and a
         # number shows once whole: "has 17" was about to be refused, to become "175 billion"
-        text = _OPEN_NUMBER.sub("", shape(before_refused_figure(raw, _figure_cuts(result, generator, raw, config,
-                                                                                 _cuts_of(stream, generator))),
+        text = _OPEN_NUMBER.sub("", shape(before_refused_figure(raw, refused(raw, _cuts_of(stream, generator))),
                                           result.question, config, final=False, lead=lead))
         if text.startswith(shown) and len(text) > len(shown):
             yield text[len(shown):] if shown else text
@@ -456,8 +458,7 @@ def _stream_reply(result: Answer, generator, messages: list[dict], config: Answe
     end = time.perf_counter()
     _count_loop(result, any(getattr(generator, "looped", [])))
     # the reply ends before a sentence whose figure was refused (the stream showed its start: the text has it not)
-    result.text = shape(_before_refused_figure(result, raw, _figure_cuts(result, generator, raw, config,
-                                                                         _cuts_of(stream, generator))),
+    result.text = shape(_before_refused_figure(result, raw, refused(raw, _cuts_of(stream, generator))),
                         result.question, config, lead=lead)
     if result.text.startswith(shown) and len(result.text) > len(shown):
         yield result.text[len(shown):]

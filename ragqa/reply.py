@@ -244,13 +244,12 @@ def reply_sentences(raw: str) -> list[str]:
     return [p.strip() for p in pieces + [raw[start:]] if p.strip()]
 
 
-def unheld_figures(raw: str, given: str) -> list[str]:
-    """``raw`` up to each figure it states that ``given`` (the question and the sources shown) does not hold: the
-    cuts a model held to the sources' figures as it writes would have recorded (``before_refused_figure``), found
-    after the fact for one that cannot be held (a server behind an OpenAI-compatible API)."""
-    held = figures(given)
+def unheld_figures(raw: str, held: set[str]) -> list[str]:
+    """``raw`` up to each figure it states that is not ``held`` (``figures`` of the question and the sources shown):
+    the cuts a model held to the sources' figures as it writes would have recorded (``before_refused_figure``),
+    found after the fact for one that cannot be held (a server behind an OpenAI-compatible API)."""
     return [raw[:m.start()] for m in NUMBER.finditer(raw)
-            if not free_number(raw, m.start(), m.end()) and not {m.group(), m.group().replace(",", "")} & held]
+            if not free_number(raw, m.start(), m.end()) and not figures(m.group()) & held]
 
 
 def before_refused_figure(raw: str, cuts: list[str]) -> str:

@@ -951,8 +951,9 @@ def test_an_answer_ends_before_the_sentence_whose_figure_was_refused_streamed_or
 
 def test_a_server_reply_is_read_for_figures_after_the_fact():
     from ragqa.reply import unheld_figures
+    from ragqa.text import figures
 
-    given = "The dataset holds 14,100 tweets from 2019."
+    given = figures("The dataset holds 14,100 tweets from 2019.")
     assert unheld_figures("It has 14100 tweets from 2019.", given) == []  # "14,100" may be said "14100"
     assert unheld_figures("Steps: 1. Read. 2. Count 14,100 tweets.", given) == []  # a list's numbers are free
     assert unheld_figures("It has 14,100 tweets, about 1.2 million words.", given) == [

@@ -63,7 +63,8 @@ class TransformersGenerator:
         # per reply of the last call (the rows of a batch, or the one streamed): whether the loop stop cut it;
         # each answer records its own (ragqa.answer), and evaluation sums them per arm
         self.looped: list[bool] = []
-        # per reply of the last call: the reply so far wherever a figure the sources lack was refused (_NumbersFrom)
+        # per reply of the last generate_batch: the reply so far wherever a figure the sources lack was refused
+        # (_NumbersFrom); a streamed reply carries its own (StreamedReply.number_cuts)
         self.number_cuts: list[list[str]] = []
         self._local = threading.local()  # per-thread switches (numbers_from): the chat serves threads
 
@@ -237,7 +238,7 @@ class TransformersGenerator:
             kwargs["prompt_lookup_num_tokens"] = self.prompt_lookup
         # read now, in the caller's thread (the switches of numbers_from are per thread), not once streaming
         kwargs["logits_processor"] = self._processors(ids.shape[1], greedy=greedy)
-        numbers = next((p for p in kwargs["logits_processor"] if isinstance(p, _NumbersFrom)), None)
+        numbers = _numbers(kwargs["logits_processor"])
         # the call's own cuts, filled as the model writes: read by whoever iterates the reply, in whatever thread
         # (gradio steps a streaming handler in worker threads) and whatever else the generator serves meanwhile
         cuts = [numbers.cuts.setdefault(0, [])] if numbers else [[]]
@@ -267,7 +268,6 @@ class TransformersGenerator:
             cancel.set()
             thread.join()
             self.looped = [bool(loop.fired)]
-            self.number_cuts = _number_cuts(kwargs["logits_processor"], 1, 1)
         if failure:
             raise GeneratorError(f"model {self.name}: generation failed ({failure[0]})") from failure[0]
 
@@ -513,8 +513,12 @@ class _NumbersFrom:
         return True
 
 
+def _numbers(processors) -> _NumbersFrom | None:
+    return next((p for p in processors if isinstance(p, _NumbersFrom)), None)
+
+
 def _number_cuts(processors, rows: int, replies: int) -> list[list[str]]:
-    numbers = next((p for p in processors if isinstance(p, _NumbersFrom)), None)
+    numbers = _numbers(processors)
     return numbers.cuts_per_reply(rows, replies) if numbers else [[] for _ in range(replies)]
 
 
