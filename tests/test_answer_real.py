@@ -194,3 +194,19 @@ def test_a_reply_states_no_figure_its_sources_lack(evalcorpus, tmp_path, real_em
     result = answer(question, generator, r, doc=doc)
     given = figures("\n".join([result.question, *(s.text for s in result.sources)]))
     assert result.text and stated_figures(result.reply) <= given, result.reply
+
+
+@pytest.mark.evalcorpus
+def test_prompt_lookups_draft_checks_refuse_no_figure(evalcorpus, tmp_path, real_embedder, real_generator, monkeypatch):
+    """The chat streams with prompt lookup (the default on CPUs with bf16): transformers checks each drafted
+    token by passing the processors made-up logits, all ones, whose "wanted" token is the first id. Read as the
+    model's refused choice, the draft "1,075" (a figure of the paper) cut "approximately 14,100 tweets" and the
+    answer to "What is the size of the new dataset?" became an unrelated quote. The reply keeps the paper's
+    figure, as the batched (evaluated) reply does."""
+    monkeypatch.setenv("RAGQA_HOME", str(tmp_path))
+    ingest([evalcorpus / "qasper_leval" / "pdfs_rendered" / "qasper_doc_01.pdf"], index="q", embedder=real_embedder,
+           progress=False)
+    r = Retriever(IndexStore.open("q"), real_embedder)
+    monkeypatch.setattr(real_generator, "prompt_lookup", 10)
+    result = answer("What is the size of the new dataset?", real_generator, r, doc="qasper_doc_01")
+    assert "14,100" in result.reply and "figure_cut" not in result.timings, (result.text, result.timings)

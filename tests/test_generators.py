@@ -535,3 +535,19 @@ def test_greedy_numbers_check_only_rows_that_could_change_and_choose_the_same():
         assert int(fast(torch.tensor([ids]), scores.clone()).argmax()) == chosen, ids
     assert fast.cuts == full.cuts and full.cuts
     assert 0 < reads[id(fast)] < 0.75 * reads[id(full)]  # rows far from any digit are not read
+
+
+def test_a_draft_checked_with_made_up_logits_is_not_a_refusal():
+    """Prompt lookup asks the processors about each drafted token with logits of all ones: the digits the
+    sources lack are still banned (the draft stops there) but nothing the model wanted was refused."""
+    import torch
+
+    p = numbers_from(["It holds 14,100 tweets."])
+    ids = torch.tensor([[16] + [CHARS.index(c) for c in (" has", " ", "1")]])  # " has 1"
+    made_up = p(ids, torch.ones(1, len(CHARS)))
+    assert made_up[0, CHARS.index("0")] == float("-inf") and made_up[0, CHARS.index("4")] == 1
+    assert p.cuts == {}
+    real = torch.zeros(1, len(CHARS))
+    real[0, CHARS.index("0")] = 5.0  # the model wants "10": refused, so the sentence's figure is not its own
+    p(ids, real)
+    assert p.cuts == {0: [" has 1"]}
