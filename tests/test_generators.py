@@ -547,6 +547,11 @@ def test_a_draft_checked_with_made_up_logits_is_not_a_refusal():
     made_up = p(ids, torch.ones(1, len(CHARS)))
     assert made_up[0, CHARS.index("0")] == float("-inf") and made_up[0, CHARS.index("4")] == 1
     assert p.cuts == {}
+    # the same tensor again for the next drafted token, banned in place: its digits are all that is left
+    narrowed = torch.full((1, len(CHARS)), -float("inf"))
+    narrowed[0, [CHARS.index(d) for d in "0123456789"]] = 1.0
+    p(ids, narrowed)
+    assert p.cuts == {}
     real = torch.zeros(1, len(CHARS))
     real[0, CHARS.index("0")] = 5.0  # the model wants "10": refused, so the sentence's figure is not its own
     p(ids, real)

@@ -520,8 +520,11 @@ def _made_up(scores) -> bool:
     ones, so the "wanted" token there is merely the first id (end of text). Noted as refusals, those asks cut
     right replies: "What is the size of the new dataset?" lost "approximately 14,100 tweets." when a draft
     (the paper's "1,075") was checked and the model's own reply was the paper's figure. Real logits never put
-    half the vocabulary at their maximum."""
-    return int((scores == scores.max()).sum()) > scores.numel() // 2
+    half of their finite values at their maximum. (Finite: transformers passes the same tensor for each drafted
+    token, so a processor that bans in place leaves it mostly -inf for the next.)"""
+    import torch
+
+    return 2 * int((scores == scores.max()).sum()) > int(torch.isfinite(scores).sum())
 
 
 def _numbers(processors) -> _NumbersFrom | None:
