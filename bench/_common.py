@@ -14,6 +14,16 @@ RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))
 
 
+def dev_set_args(ap, sets: str = "aragog,qasper"):
+    """The options of a benchmark over the dev question sets: the index holding the whole dev corpus, which
+    sets, at most how many questions each, and a config file."""
+    ap.add_argument("--index", default="dev")
+    ap.add_argument("--sets", default=sets)
+    ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--config", type=Path)
+    return ap
+
+
 def corpus_files(corpus: Path) -> list[Path]:
     """All PDFs and blog posts of a corpus folder (what the dev-corpus benchmark ingests)."""
     exts = {".pdf", ".md", ".html", ".htm"}

@@ -16,7 +16,7 @@ import json
 import os
 from pathlib import Path
 
-from _common import EVALCORPUS, RESULTS, ROOT
+from _common import EVALCORPUS, RESULTS, ROOT, dev_set_args
 
 SETS = {"aragog": EVALCORPUS / "aragog" / "aragog_dev_qa.jsonl",
         "redteam": EVALCORPUS / "aragog" / "aragog_dev_redteaming_qa.jsonl",
@@ -48,11 +48,7 @@ def markdown(summaries: dict[str, dict]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--index", default="dev")
-    ap.add_argument("--sets", default="aragog,qasper")
-    ap.add_argument("--limit", type=int, default=0)
-    ap.add_argument("--config", type=Path)
+    ap = dev_set_args(argparse.ArgumentParser())
     ap.add_argument("--out", type=Path, default=RESULTS / "answer_quality")
     args = ap.parse_args()
     os.environ.setdefault("RAGQA_HOME", str(ROOT))

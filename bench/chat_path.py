@@ -1,25 +1,22 @@
 """Does the chat answer what the evaluation scored? The chat's path against the evaluation's, on a dev set.
 
     python bench/chat_path.py --index dev [--sets qasper,aragog] [--limit N] [--config FILE]
-        [--out bench/results/chat_path]
 
 The evaluation (``ragqa eval``) answers in left-padded batches of 8 (``answer_batch``); the chat and
 ``ragqa ask`` stream one reply (``stream_answer``), with prompt lookup on CPUs with bf16. Both are greedy
 with the same processors, so their answers should agree up to bf16 rounding (a batch's padding and a
 drafted pass change the last bits of the logits, and a near-tie can flip). Per set this prints how many
 answers differ and the paired difference chat − evaluation in token F1 and semantic similarity with its
-95% bootstrap interval, and writes them (with every differing pair) to ``chat_path.json``. A difference
+95% bootstrap interval, and writes them (with every differing pair) to ``bench/results/chat_path.json``. A difference
 beyond rounding is a defect of one path (e.g. prompt lookup's made-up logits read as refusals, fixed
 2026-12-07: 9 of 28 QASPER answers differed, chat − eval F1 −0.015).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
-from pathlib import Path
 
-from _common import RESULTS, ROOT
+from _common import ROOT, dev_set_args, write_result
 from answer_quality import SETS
 
 
@@ -45,13 +42,7 @@ def compare(items, generator, retriever, config) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--index", default="dev")
-    ap.add_argument("--sets", default="qasper,aragog")
-    ap.add_argument("--limit", type=int, default=0)
-    ap.add_argument("--config", type=Path)
-    ap.add_argument("--out", type=Path, default=RESULTS / "chat_path")
-    args = ap.parse_args()
+    args = dev_set_args(argparse.ArgumentParser(), sets="qasper,aragog").parse_args()
     os.environ.setdefault("RAGQA_HOME", str(ROOT))
     from ragqa.config import load_config
     from ragqa.generators import load_generator
@@ -68,8 +59,7 @@ def main() -> None:
         f1, sim = out[name]["chat_minus_eval_f1"], out[name]["chat_minus_eval_sim"]
         print(f"{name}: {out[name]['differ']} of {len(items)} answers differ; chat − eval token F1 {f1[0]:+.3f} "
               f"[{f1[1]:+.3f}, {f1[2]:+.3f}], semantic sim. {sim[0]:+.3f} [{sim[1]:+.3f}, {sim[2]:+.3f}]")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "chat_path.json").write_text(json.dumps(out, indent=1, ensure_ascii=False))
+    write_result("chat_path", {"index": args.index, "generator": generator.name, "sets": out})
 
 
 if __name__ == "__main__":
