@@ -14,7 +14,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from ragqa.citations import Citation, Evidence, check_citations, find_evidence, without_markers
+from ragqa.citations import Citation, Evidence, check_citations, find_evidence, without_markers, word_stems
 from ragqa.config import AnswerConfig
 from ragqa.errors import RagqaError
 from ragqa.generators import BatchGenerator, ScoringGenerator
@@ -244,8 +244,9 @@ def _reply_batches(todo: list[tuple[Answer, list[dict]]], generator, config: Ans
         began = time.perf_counter()
         if isinstance(generator, BatchGenerator):
             # each row stops where streaming would: the reply complete (answer.max_sentences) or echoing sources
-            done = [lambda raw, r=r: reply_complete(raw, r.question, config, _lead_while_generating(r, config))
-                    for r, _ in part]
+            held = [_held(r, config) for r, _ in part]
+            done = [lambda raw, r=r, h=h: reply_complete(raw, r.question, config, _lead_while_generating(r, config), h)
+                    for (r, _), h in zip(part, held)]
             with _numbers_from_sources(generator, [r for r, _ in part], config):
                 texts = generator.generate_batch([m for _, m in part], done=done)
             looped = getattr(generator, "looped", [False] * len(part))
@@ -262,7 +263,8 @@ def _reply_batches(todo: list[tuple[Answer, list[dict]]], generator, config: Ans
         for (result, _), text, cut, refused in zip(part, texts, looped, cuts):
             _count_loop(result, cut)
             kept = _before_refused_figure(result, text, _figure_cuts(result, generator, config)(text, refused))
-            result.text = shape(kept, result.question, config, lead=_lead_while_generating(result, config))
+            result.text = shape(kept, result.question, config, lead=_lead_while_generating(result, config),
+                                held=_held(result, config))
             tokens = generator.count_tokens(text) if text else 0
             if fallback:  # the tuned reply's cost counts too
                 result.timings.update(untuned_fallback=True, tokens=result.timings["tokens"] + tokens,
@@ -438,8 +440,8 @@ _OPEN_NUMBER = re.compile(r"\d[\d.,]*$")  # the number a stream is still writing
 
 def _stream_reply(result: Answer, generator, messages: list[dict], config: AnswerConfig) -> Iterator[str]:
     start, first, raw, shown = time.perf_counter(), None, "", ""
-    lead = _lead_while_generating(result, config)
-    stream = _reply_stream(result, generator, messages, config)
+    lead, held = _lead_while_generating(result, config), _held(result, config)
+    stream = _reply_stream(result, generator, messages, config, held)
     refused = _figure_cuts(result, generator, config)
     for piece in stream:
         if first is None:
@@ -448,18 +450,18 @@ def _stream_reply(result: Answer, generator, messages: list[dict], config: Answe
         # a sentence whose figure was refused (or, from a server, is not the sources') shows no further, and a
         # number shows once whole: "has 17" was about to be refused, to become "175 billion"
         text = _OPEN_NUMBER.sub("", shape(before_refused_figure(raw, refused(raw, _cuts_of(stream, generator))),
-                                          result.question, config, final=False, lead=lead))
+                                          result.question, config, final=False, lead=lead, held=held))
         if text.startswith(shown) and len(text) > len(shown):
             yield text[len(shown):] if shown else text
             shown = text
-        if reply_complete(raw, result.question, config, lead):
+        if reply_complete(raw, result.question, config, lead, held):
             stream.close()  # the answer is complete: stop the model rather than generate what is cut
             break
     end = time.perf_counter()
     _count_loop(result, any(getattr(generator, "looped", [])))
     # the reply ends before a sentence whose figure was refused (the stream showed its start: the text has it not)
     result.text = shape(_before_refused_figure(result, raw, refused(raw, _cuts_of(stream, generator))),
-                        result.question, config, lead=lead)
+                        result.question, config, lead=lead, held=held)
     if result.text.startswith(shown) and len(result.text) > len(shown):
         yield result.text[len(shown):]
     tokens = generator.count_tokens(raw) if raw else 0  # what the model generated, shown or not
@@ -468,13 +470,15 @@ def _stream_reply(result: Answer, generator, messages: list[dict], config: Answe
                           tokens_per_s=round((tokens - 1) / (end - since), 2) if since and tokens > 1 and end > since else None)
 
 
-def _reply_stream(result: Answer, generator, messages: list[dict], config: AnswerConfig) -> Iterator[str]:
+def _reply_stream(result: Answer, generator, messages: list[dict], config: AnswerConfig,
+                  held: set[str] | None = None) -> Iterator[str]:
     """The model's reply as text pieces. A beam search (``generator.num_beams``) cannot stream: its reply
     comes whole, searched with the stop streaming would make (``reply_complete``), so the chat shows
     what ``answer_batch`` and evaluation score."""
     with _numbers_from_sources(generator, [result], config):  # read by the generator as the call is made
         if _comes_whole(generator):
-            done = [lambda raw: reply_complete(raw, result.question, config, _lead_while_generating(result, config))]
+            done = [lambda raw: reply_complete(raw, result.question, config, _lead_while_generating(result, config),
+                                               held)]
             return (text for text in generator.generate_batch([messages], done=done) if text)
         return generator.generate(messages)
 
@@ -491,6 +495,14 @@ def _numbers_from_sources(generator, results: list[Answer], config: AnswerConfig
 def _from_sources(config: AnswerConfig, results: list[Answer]) -> bool:
     """Whether these replies may state only their sources' and question's figures (``answer.numbers_from_sources``)."""
     return config.numbers_from_sources and all(r.retrieval and r.sources for r in results)
+
+
+def _held(result: Answer, config: AnswerConfig) -> set[str] | None:
+    """The word stems a reply's later sentences may use (``answer.words_from_sources``): those of the question
+    and the sources as the model was shown them; None (no check) for a reply from memory."""
+    if not (config.words_from_sources and result.retrieval and result.sources):
+        return None
+    return word_stems(_given(result))
 
 
 def _given(result: Answer) -> str:

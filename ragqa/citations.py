@@ -8,6 +8,7 @@ because small models cite poorly.
 """
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -61,6 +62,24 @@ def content_words(text: str) -> set[str]:
 def _stem(word: str) -> str:
     """Crude plural folding, enough to match 'models' with 'model'."""
     return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def word_stems(text: str) -> set[str]:
+    """``content_words`` as Snowball stems, so a word matches its other forms ("trained" and "training",
+    "improve" and "improved"): what a reply's later sentences may say (``ragqa.reply.shape``, ``held``)."""
+    return {_snowball(w) for w in content_words(text)}
+
+
+@functools.lru_cache(maxsize=65536)
+def _snowball(word: str) -> str:
+    return _english().stem(word) if word.isascii() else word  # a Chinese bigram stays as it is
+
+
+@functools.cache
+def _english():
+    from nltk.stem.snowball import EnglishStemmer  # pure code: no data to download
+
+    return EnglishStemmer()
 
 
 def overlap(claim: str, passage_words: set[str]) -> float:

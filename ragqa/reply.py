@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from difflib import SequenceMatcher
 
+from ragqa.citations import word_stems
 from ragqa.config import AnswerConfig
 from ragqa.text import (NOT_AN_END, NUMBER, SENTENCE_END, SYSTEM_RAG, YES_NO_HINT, figures, free_number, is_yes_no,
                         opens_list)
@@ -65,7 +66,8 @@ def without_preamble(raw: str, final: bool = True) -> str:
     return raw
 
 
-def shape(raw: str, question: str, config: AnswerConfig, final: bool = True, lead: str = "") -> str:
+def shape(raw: str, question: str, config: AnswerConfig, final: bool = True, lead: str = "",
+          held: set[str] | None = None) -> str:
     """The model's reply as shown: its first ``answer.max_sentences`` sentences (small models run on
     into lists and loops after the answer) that say something (``empty_reply``: not list debris, not
     the question or the lead quote said again), and for a yes/no question (``answer.yes_no_hint``) a
@@ -73,6 +75,11 @@ def shape(raw: str, question: str, config: AnswerConfig, final: bool = True, lea
     with the verdict it states. While streaming (``final=False``) the unfinished last sentence is
     kept unless it is empty so far or a fragment of one or two words, and a yes/no reply is held back
     until its first sentence is complete.
+
+    ``held`` (the word stems of the sources and question, ``ragqa.citations.word_stems``): after the first
+    sentence that says something, the reply goes on only with sentences whose every content word is held;
+    the first that brings in another word ends it (``answer.words_from_sources``). While streaming, such later
+    sentences show once complete and checked.
     """
     raw = without_preamble(before_source_echo(raw if final else _PARTIAL_HEADER.sub("", raw)), final)
     verdict = config.yes_no_hint and is_yes_no(question)
@@ -87,19 +94,32 @@ def shape(raw: str, question: str, config: AnswerConfig, final: bool = True, lea
     keep = _said(sentences, question, lead, config.drop_empty, final)
     if verdict:
         keep[0] = True  # the restatement a verdict is read from ("The lexicon is the same ...") answers it
-    limit = config.max_sentences or len(sentences)
-    done, counted = [], 0
-    for x, k in zip(complete, keep):
-        if k and counted < limit:
-            done.append(x)
-            counted += not opens_list(x)  # an opening counts with what it opens
+    done, counted, over = _shown(complete, keep, config.max_sentences or len(sentences), held)
     # the unfinished sentence streams once it is no echo in the making (compared with the start of the
-    # question) and no fragment a source-list echo may yet cut off ("The [1] (")
-    tail = sentences[-1:] if not final and counted < limit and keep[-1] and not _fragment(sentences[-1]) else []
+    # question) and no fragment a source-list echo may yet cut off ("The [1] ("); a later one that must
+    # use only held words waits until it is complete (shown text cannot be taken back)
+    tail = (sentences[-1:] if not final and not over and keep[-1] and not _fragment(sentences[-1])
+            and not (held is not None and counted) else [])
     out = done + tail
     if verdict and not stated_verdict(complete[0]):
         out.insert(0, "No." if _NEGATION.search(complete[0]) else "Yes.")
     return _join(out)
+
+
+def _shown(complete: list[str], keep: list[bool], limit: int, held: set[str] | None) -> tuple[list[str], int, bool]:
+    """The complete sentences shown, how many count (a list's opening counts with what it opens), and
+    whether the reply is over: ``limit`` sentences counted, or a sentence after the first counted one
+    that uses a word ``held`` lacks (a 135M model's later sentences run on from memory: "LLaMA-I uses a
+    sinusoidal-wave-based positional encoding", "the Random Perturbation Detect (RPD) algorithm")."""
+    done, counted = [], 0
+    for x, k in zip(complete, keep):
+        if not k:
+            continue
+        if counted >= limit or counted and held is not None and word_stems(x) - held:
+            return done, counted, True
+        done.append(x)
+        counted += not opens_list(x)
+    return done, counted, counted >= limit
 
 
 def _said(sentences: list[str], question: str, lead: str, drop_empty: bool, final: bool) -> list[bool]:
@@ -137,19 +157,20 @@ def _join(sentences: list[str]) -> str:
     return out
 
 
-def reply_complete(raw: str, question: str, config: AnswerConfig, lead: str = "") -> bool:
+def reply_complete(raw: str, question: str, config: AnswerConfig, lead: str = "",
+                   held: set[str] | None = None) -> bool:
     """Whether the reply so far holds all that will be shown: ``answer.max_sentences`` complete
     sentences that say something (the next one has begun), or the start of the source list written
-    out. Generation stops there, streamed or batched, so an answer is the same either way and the
-    model does not spend tokens (or run into its loop stop) on text that is cut."""
+    out, or (``held``, as ``shape`` reads it) a later sentence using a word the sources lack. Generation
+    stops there, streamed or batched, so an answer is the same either way and the model does not spend
+    tokens (or run into its loop stop) on text that is cut."""
     if echoes_sources(raw):
         return True
     if not config.max_sentences:
         return False
     sentences = reply_sentences(raw)
     keep = _said(sentences, question, lead, config.drop_empty, final=False)
-    said = [x for x, k in zip(sentences[:-1], keep) if k and not opens_list(x)]  # the last one may still grow
-    return len(said) >= config.max_sentences
+    return _shown(sentences[:-1], keep, config.max_sentences, held)[2]  # the last one may still grow
 
 
 def stated_verdict(text: str) -> str:

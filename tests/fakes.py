@@ -243,6 +243,7 @@ def plain_answer_config(**overrides):
     from ragqa.config import AnswerConfig
 
     return AnswerConfig(**{"focus_tokens": 0, "lead_quote": False, "yes_no_hint": False, "max_sentences": 0,
+                           "words_from_sources": False,
                            **overrides})
 
 

@@ -143,8 +143,8 @@ def fake_models(monkeypatch):
 def test_cli_ask_prints_answer_and_checked_citations(corpus, fake_models):
     runner = CliRunner()
     assert runner.invoke(app, ["ingest", "-q", str(corpus), "--index", "t"]).exit_code == 0
-    fake_models.enqueue('It uses "masked language modelling and next sentence prediction" [1] on unlabeled text. '
-                        'See [9] for the corpora.')
+    fake_models.enqueue('It uses "masked language modelling and next sentence prediction" [1] on unlabeled text '
+                        '(see [9]).')
     result = runner.invoke(app, ["ask", "What are the pre-training tasks of BERT?", "--index", "t"])
     assert result.exit_code == 0, result.output
     assert '[1] bert.md, p. 1 — "masked language modelling and next sentence prediction" · verified quote' in result.output
@@ -171,7 +171,7 @@ def test_cli_ask_prints_document_text_as_plain_text(tmp_path, fake_models):
 
 
 def test_cli_ask_shows_the_answer_as_checked_where_a_streamed_sentence_was_left_out(corpus, fake_models,
-                                                                                    monkeypatch):
+                                                                                    monkeypatch, tmp_path):
     import io
 
     from rich.console import Console
@@ -181,13 +181,17 @@ def test_cli_ask_shows_the_answer_as_checked_where_a_streamed_sentence_was_left_
     runner = CliRunner()
     assert runner.invoke(app, ["ingest", "-q", str(corpus), "--index", "t"]).exit_code == 0
     reply = "BERT is pre-trained on text. It took approximately 4,321 days."
+    # a later sentence with words its sources lack would wait unseen until checked (words_from_sources): this
+    # is the figure cut, seen as streamed
+    (tmp_path / "figures.toml").write_text("[answer]\nwords_from_sources = false\n")
+    ask = ["ask", "What are the pre-training tasks of BERT?", "--index", "t", "--config", str(tmp_path / "figures.toml")]
     fake_models.enqueue(reply)
-    piped = runner.invoke(app, ["ask", "What are the pre-training tasks of BERT?", "--index", "t"])
+    piped = runner.invoke(app, ask)
     assert "BERT is pre-trained on text." in piped.output and "4,321" not in piped.output  # the checked answer alone
     terminal = io.StringIO()
     monkeypatch.setattr(cli, "out", Console(file=terminal, force_terminal=True, color_system=None, width=300))
     fake_models.enqueue(reply)
-    assert runner.invoke(app, ["ask", "What are the pre-training tasks of BERT?", "--index", "t"]).exit_code == 0
+    assert runner.invoke(app, ask).exit_code == 0
     streamed, checked = terminal.getvalue().split("The answer, as checked:")
     # the stream stopped at the figure; what it began of that sentence is left out of the answer
     assert "It took approximately" in streamed and "4,321" not in streamed
@@ -1013,3 +1017,34 @@ def test_a_source_header_said_again_without_its_parenthesis_ends_the_reply():
     from ragqa.reply import before_source_echo
 
     assert before_source_echo("PAL is not limited to code-LMs. -PAL.pdf, p. 3 says") == "PAL is not limited to code-LMs."
+
+
+def test_later_reply_sentences_go_on_only_in_words_the_sources_hold():
+    from ragqa.citations import word_stems
+    from ragqa.reply import reply_complete, shape
+
+    held = word_stems("What is BERT? BERT is pre-trained with masked language modelling. Training reads text.")
+    config = plain_answer_config(max_sentences=3)
+    # the first sentence is the answer, whatever its words; a later one using a word no source holds ends the reply
+    raw = "BERT is an encoder. It is trained on masked language modelling. It uses sinusoidal encodings. BERT reads text."
+    assert shape(raw, "What is BERT?", config, held=held) == "BERT is an encoder. It is trained on masked language modelling."
+    assert shape(raw, "What is BERT?", config) == ("BERT is an encoder. It is trained on masked language modelling. "
+                                                   "It uses sinusoidal encodings.")
+    # generation stops once such a sentence is complete, not before
+    assert not reply_complete("BERT is an encoder. It uses sinusoidal enc", "What is BERT?", config, held=held)
+    assert reply_complete("BERT is an encoder. It uses sinusoidal encodings. It", "What is BERT?", config, held=held)
+    # a list's opening is not the answer: its first item is, and the items after it are checked
+    listed = "The tasks are:\n1. Masked gymnastics.\n2. Language modelling.\n3. Sinusoidal dancing."
+    assert shape(listed, "What is BERT?", config, held=held) == "The tasks are:\n1. Masked gymnastics.\n2. Language modelling."
+
+
+def test_a_later_sentence_streams_once_checked_and_the_stream_is_the_answer(retriever):
+    config = plain_answer_config(k=2, abstain_below=0.1, max_sentences=3, words_from_sources=True)
+    gen = QueueGenerator("BERT is an encoder [1]. BERT reads text in both directions. It was invented in Paris.")
+    items = list(stream_answer("What is BERT?", gen, retriever, config))
+    assert "".join(items[:-1]) == items[-1].text == "BERT is an encoder [1]. BERT reads text in both directions."
+    assert not any("Paris" in piece or "invented" in piece for piece in items[:-1])  # never shown, then taken back
+    # without sources the model answers from memory: nothing to hold its words to
+    gen = QueueGenerator("BERT is an encoder. It was invented in Paris.")
+    items = list(stream_answer("What is BERT?", gen, retriever, config, use_retrieval=False))
+    assert items[-1].text == "BERT is an encoder. It was invented in Paris."

@@ -210,3 +210,36 @@ def test_prompt_lookups_draft_checks_refuse_no_figure(evalcorpus, tmp_path, real
     monkeypatch.setattr(real_generator, "prompt_lookup", 10)
     result = answer("What is the size of the new dataset?", real_generator, r, doc="qasper_doc_01")
     assert "14,100" in result.reply and "figure_cut" not in result.timings, (result.text, result.timings)
+
+
+@pytest.mark.evalcorpus
+def test_later_reply_sentences_use_only_words_their_sources_hold(aragog_home, real_embedder, real_generator,
+                                                                  monkeypatch):
+    """Unchecked, the shipped adapter went on after its answer with "1. **Optimization of embedding layer**:
+    LLaMA-I uses a different optimization algorithm, specifically the optimization of the embedding layer, which
+    is a combination of the optimization of multiple layers.": from memory, in words no source uses. With
+    ``answer.words_from_sources`` the reply ends before such a sentence: each sentence after the first uses
+    only (stems of) words of its sources and question, and the answer is the same reply, cut there."""
+    from ragqa.citations import word_stems
+    from ragqa.reply import reply_sentences
+    from ragqa.text import opens_list
+
+    import dataclasses
+
+    monkeypatch.setenv("RAGQA_HOME", str(aragog_home))
+    # the session's generator stops at 48 tokens, inside the reply's second sentence: the default's 200
+    monkeypatch.setattr(real_generator, "config", dataclasses.replace(real_generator.config, max_new_tokens=200))
+    r = Retriever(IndexStore.open("aragog"), real_embedder)
+    question = ("How does LLaMA's approach to embedding layer optimization differ from traditional transformer "
+                "models, and what are the specific benefits of these modifications?")
+    free = answer(question, real_generator, r, config=AnswerConfig(words_from_sources=False))
+    held = answer(question, real_generator, r)
+    given = word_stems("\n".join([question, *(s.text for s in held.sources)]))
+
+    def later(reply: str) -> list[str]:  # after the first sentence that says something (a list's opening does not)
+        sentences = reply_sentences(reply)
+        return sentences[next(i for i, s in enumerate(sentences) if not opens_list(s)) + 1:]
+
+    assert any(word_stems(s) - given for s in later(free.reply)), free.reply  # unchecked, it goes on from memory
+    assert all(not word_stems(s) - given for s in later(held.reply)), held.reply
+    assert free.reply.startswith(held.reply) and len(held.reply) < len(free.reply), (held.reply, free.reply)
