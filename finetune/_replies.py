@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ragqa.citations import word_stems
 from ragqa.config import AnswerConfig, Config
 from ragqa.errors import ConfigError
 from ragqa.reply import reply_sentences, shape, stated_verdict
@@ -54,8 +55,12 @@ def best_reply(record, replies: list[str], embedder, min_similarity: float,
 
 
 def shaped_replies(record, replies: list[str], answer: AnswerConfig) -> list[str]:
-    """``replies`` to ``record`` as answer time would show them, each ended at its last whole sentence."""
-    return [_whole(shape(r, record.question, answer, lead=record.quote)) for r in replies]
+    """``replies`` to ``record`` as answer time would show them, each ended at its last whole sentence (and,
+    as ``answer.words_from_sources`` holds answers, before a later sentence in words its sources lack)."""
+    held = None
+    if answer.words_from_sources and record.sources:
+        held = word_stems("\n".join([record.question, *(s["text"] for s in record.sources)]))
+    return [_whole(shape(r, record.question, answer, lead=record.quote, held=held)) for r in replies]
 
 
 def judge(record, shaped: list[str], embedder, min_similarity: float) -> list[tuple[str, float]]:

@@ -15,7 +15,7 @@ from finetune._replies import balance, best_reply, cite
 from finetune._select import load_pool
 from ft_corpus import write_corpus
 from ingest import ingest
-from ragqa.config import Config, DataConfig
+from ragqa.config import AnswerConfig, Config, DataConfig
 from ragqa.errors import ConfigError
 from retrieval import Retriever
 from retrieval.store import IndexStore
@@ -230,3 +230,14 @@ def test_pairs_are_made_for_the_records_with_a_right_and_a_wrong_reply_and_no_ye
         assert p["chosen"].startswith("In short") and p["rejected"].startswith("Pineapples") and p["kind"] != "judgmental"
         assert p["prompt"] == by_question[question].messages()[:-1] and p["split"] in ("train", "validation")
     assert sum(stats["pairs"].values()) == len(pairs) and stats["funnel"]["paired"] == len(pairs)
+
+
+def test_a_target_ends_before_a_later_sentence_in_words_its_sources_lack():
+    from finetune._replies import shaped_replies
+
+    held = record()
+    held.sources = [{"n": 1, "chunk_id": "c1", "title": "T", "label": "d.pdf, p. 1", "text": QUOTE, "term": ""}]
+    reply = "It has six of them. Each layer has attention. It was designed in Paris."
+    config = AnswerConfig()
+    assert shaped_replies(held, [reply], config) == ["It has six of them. Each layer has attention."]
+    assert shaped_replies(record(), [reply], config) == [reply]  # no sources shown: nothing to hold it to
