@@ -241,10 +241,9 @@ def _reply_batches(todo: list[tuple[Answer, list[dict]]], generator, config: Ans
                    fallback: bool = False) -> None:
     for start in range(0, len(todo), batch_size):
         part = todo[start:start + batch_size]
-        began = time.perf_counter()
+        began, held = time.perf_counter(), [_held(r, config) for r, _ in part]
         if isinstance(generator, BatchGenerator):
             # each row stops where streaming would: the reply complete (answer.max_sentences) or echoing sources
-            held = [_held(r, config) for r, _ in part]
             done = [lambda raw, r=r, h=h: reply_complete(raw, r.question, config, _lead_while_generating(r, config), h)
                     for (r, _), h in zip(part, held)]
             with _numbers_from_sources(generator, [r for r, _ in part], config):
@@ -260,11 +259,10 @@ def _reply_batches(todo: list[tuple[Answer, list[dict]]], generator, config: Ans
                 looped += getattr(generator, "looped", [False])
                 cuts.append(_cuts_of(reply, generator))
         share = (time.perf_counter() - began) / len(part)
-        for (result, _), text, cut, refused in zip(part, texts, looped, cuts):
+        for (result, _), text, cut, refused, words in zip(part, texts, looped, cuts, held):
             _count_loop(result, cut)
             kept = _before_refused_figure(result, text, _figure_cuts(result, generator, config)(text, refused))
-            result.text = shape(kept, result.question, config, lead=_lead_while_generating(result, config),
-                                held=_held(result, config))
+            result.text = shape(kept, result.question, config, lead=_lead_while_generating(result, config), held=words)
             tokens = generator.count_tokens(text) if text else 0
             if fallback:  # the tuned reply's cost counts too
                 result.timings.update(untuned_fallback=True, tokens=result.timings["tokens"] + tokens,
