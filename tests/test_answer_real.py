@@ -220,14 +220,14 @@ def test_later_reply_sentences_use_only_words_their_sources_hold(aragog_home, re
     is a combination of the optimization of multiple layers.": from memory, in words no source uses. With
     ``answer.words_from_sources`` the reply ends before such a sentence: each sentence after the first uses
     only (stems of) words of its sources and question, and the answer is the same reply, cut there."""
+    import dataclasses
+
     from ragqa.citations import word_stems
     from ragqa.reply import reply_sentences
     from ragqa.text import opens_list
 
-    import dataclasses
-
     monkeypatch.setenv("RAGQA_HOME", str(aragog_home))
-    # the session's generator stops at 48 tokens, inside the reply's second sentence: the default's 200
+    # the session's generator stops at 48 tokens, inside the reply's first list item: the default's 200
     monkeypatch.setattr(real_generator, "config", dataclasses.replace(real_generator.config, max_new_tokens=200))
     r = Retriever(IndexStore.open("aragog"), real_embedder)
     question = ("How does LLaMA's approach to embedding layer optimization differ from traditional transformer "
