@@ -28,10 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ragqa.citations import word_stems
 from ragqa.config import AnswerConfig, Config
 from ragqa.errors import ConfigError
-from ragqa.reply import reply_sentences, shape, stated_verdict
+from ragqa.reply import held_words, reply_sentences, shape, stated_verdict
 from ragqa.text import figures
 from finetune._output import card, counts, write_dataset
 from finetune._select import load_pool
@@ -57,9 +56,7 @@ def best_reply(record, replies: list[str], embedder, min_similarity: float,
 def shaped_replies(record, replies: list[str], answer: AnswerConfig) -> list[str]:
     """``replies`` to ``record`` as answer time would show them, each ended at its last whole sentence (and,
     as ``answer.words_from_sources`` holds answers, before a later sentence in words its sources lack)."""
-    held = None
-    if answer.words_from_sources and record.sources:
-        held = word_stems("\n".join([record.question, *(s["text"] for s in record.sources)]))
+    held = held_words(record.question, [s["text"] for s in record.sources], answer)
     return [_whole(shape(r, record.question, answer, lead=record.quote, held=held)) for r in replies]
 
 

@@ -14,11 +14,11 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from ragqa.citations import Citation, Evidence, check_citations, find_evidence, without_markers, word_stems
+from ragqa.citations import Citation, Evidence, check_citations, find_evidence, without_markers
 from ragqa.config import AnswerConfig
 from ragqa.errors import RagqaError
 from ragqa.generators import BatchGenerator, ScoringGenerator
-from ragqa.reply import (NO_REPLY, NO_REPLY_ZH, reply_complete, shape,  # noqa: F401 (shape re-exported)
+from ragqa.reply import (NO_REPLY, NO_REPLY_ZH, held_words, reply_complete, shape,  # noqa: F401 (shape re-exported)
                          before_refused_figure, unheld_figures)
 from ragqa.text import CJK_RUN, figures
 from retrieval.context import (ABSTAIN, Source, abstain_text, best_sentences, build_messages, fit_sources, focus_sources,
@@ -496,11 +496,8 @@ def _from_sources(config: AnswerConfig, results: list[Answer]) -> bool:
 
 
 def _held(result: Answer, config: AnswerConfig) -> set[str] | None:
-    """The word stems a reply's later sentences may use (``answer.words_from_sources``): those of the question
-    and the sources as the model was shown them; None (no check) for a reply from memory."""
-    if not (config.words_from_sources and result.retrieval and result.sources):
-        return None
-    return word_stems(_given(result))
+    """``ragqa.reply.held_words`` of an answer's question and sources (none with retrieval off)."""
+    return held_words(result.question, [s.text for s in result.sources] if result.retrieval else [], config)
 
 
 def _given(result: Answer) -> str:

@@ -76,7 +76,7 @@ def shape(raw: str, question: str, config: AnswerConfig, final: bool = True, lea
     kept unless it is empty so far or a fragment of one or two words, and a yes/no reply is held back
     until its first sentence is complete.
 
-    ``held`` (the word stems of the sources and question, ``ragqa.citations.word_stems``): after the first
+    ``held`` (the word stems of the sources and question, ``held_words``): after the first
     sentence that says something, the reply goes on only with sentences whose every content word is held;
     the first that brings in another word ends it (``answer.words_from_sources``). While streaming, such later
     sentences show once complete and checked.
@@ -120,6 +120,15 @@ def _shown(complete: list[str], keep: list[bool], limit: int, held: set[str] | N
         done.append(x)
         counted += not opens_list(x)
     return done, counted, counted >= limit
+
+
+def held_words(question: str, sources: list[str], config: AnswerConfig) -> set[str] | None:
+    """The word stems a reply's later sentences may use (``answer.words_from_sources``, read by ``shape`` and
+    ``reply_complete``): those of the question and of the sources as the model was shown them. None (nothing
+    checked) without sources: a reply from memory has nothing to be held to."""
+    if not (config.words_from_sources and sources):
+        return None
+    return word_stems("\n".join([question, *sources]))
 
 
 def _said(sentences: list[str], question: str, lead: str, drop_empty: bool, final: bool) -> list[bool]:
