@@ -497,12 +497,18 @@ def _from_sources(config: AnswerConfig, results: list[Answer]) -> bool:
 
 def _held(result: Answer, config: AnswerConfig) -> set[str] | None:
     """``ragqa.reply.held_words`` of an answer's question and sources (none with retrieval off)."""
-    return held_words(result.question, [s.text for s in result.sources] if result.retrieval else [], config)
+    return held_words(_asked(result), [s.text for s in result.sources] if result.retrieval else [], config)
 
 
 def _given(result: Answer) -> str:
     """What a reply's figures must come from: the question and the sources as the model was shown them."""
-    return "\n".join([result.question, *(s.text for s in result.sources)])
+    return "\n".join([_asked(result), *(s.text for s in result.sources)])
+
+
+def _asked(result: Answer) -> str:
+    """What the user asked: the question, and for a follow-up the earlier questions it builds on (the retrieval
+    query folds them in: "And its size?" after "What is BERT?"), whose words and figures the reply may use."""
+    return result.query or result.question
 
 
 def _comes_whole(generator) -> bool:

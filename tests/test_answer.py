@@ -126,6 +126,18 @@ def test_follow_up_question_uses_the_conversation(retriever):
     assert [m["role"] for m in gen.prompts[0]] == ["system", "user", "assistant", "user"]
 
 
+def test_a_follow_up_reply_may_use_the_words_and_figures_of_the_questions_it_builds_on(retriever):
+    config = plain_answer_config(k=2, abstain_below=0.1, max_sentences=3, words_from_sources=True)
+    history = [("What is BERT, the encoder Google released in 2018?", "BERT is a bidirectional encoder [1].")]
+    reply = "Masked language modelling [1]. Google trained BERT in 2018 with masked language modelling."
+    result = answer("What are its pre-training tasks?", QueueGenerator(reply), retriever, config=config, history=history)
+    assert result.text.startswith(reply)  # "Google" and "2018" are the user's, not the model's invention
+    # a question that stands alone holds the reply to its own words, whatever was asked before
+    alone = answer("What are the pre-training tasks of BERT?", QueueGenerator(reply), retriever, config=config,
+                   history=history)
+    assert alone.text.startswith("Masked language modelling [1].") and "Google" not in alone.text
+
+
 @pytest.mark.parametrize("question, message", [("   ", "empty question"), ("x" * 3000, "too long")])
 def test_bad_questions_are_refused(retriever, question, message):
     with pytest.raises(RagqaError, match=message):
