@@ -1,6 +1,6 @@
 """Answer quality on the dev question sets, retrieval on vs off, beside the copy-one-sentence yardstick.
 
-    python bench/answer_quality.py --index dev [--sets aragog,qasper,redteam,ragdataset] [--limit N]
+    python bench/answer_quality.py --index dev [--sets aragog,qasper,redteam,ragdataset,yesno] [--limit N]
         [--config FILE] [--out bench/results/answer_quality]
 
 Runs ``ragqa eval`` (``ragqa.evaluate.evaluate``) on each set against one index that holds the whole
@@ -21,7 +21,10 @@ from _common import EVALCORPUS, RESULTS, ROOT, dev_set_args
 SETS = {"aragog": EVALCORPUS / "aragog" / "aragog_dev_qa.jsonl",
         "redteam": EVALCORPUS / "aragog" / "aragog_dev_redteaming_qa.jsonl",
         "ragdataset": EVALCORPUS / "aragog" / "aragog_dev_llama_ragdataset_gpt35.jsonl",
-        "qasper": EVALCORPUS / "qasper_leval" / "qasper_leval_dev_qa.jsonl"}
+        "qasper": EVALCORPUS / "qasper_leval" / "qasper_leval_dev_qa.jsonl",
+        # ours: 30 yes/no questions about three QASPER dev papers, half answered "No" by the paper (QASPER's own
+        # dev yes/no items are all "Yes", so a model that always says "Yes" scores full marks there)
+        "yesno": ROOT / "bench" / "yes_no_questions.jsonl"}
 
 
 def cell(stats: dict, metric: str) -> str:
