@@ -7,10 +7,14 @@ the chunk counts as unparseable and generation goes on.
 from __future__ import annotations
 
 import json
+import logging
 import re
 
 from finetune._teacher import Candidate
+from ragqa.generators import BatchGenerator
 from retrieval.context import prompt_text
+
+log = logging.getLogger("ragqa")
 
 SYSTEM = "You write exam questions about a passage of a research paper, with answers copied from the passage."
 KIND_TEXT = {
@@ -135,27 +139,48 @@ class ModelTeacher:
 
     needs_background = True
 
-    def __init__(self, generator, retries: int = 2, max_new_tokens: int = 384):
+    def __init__(self, generator, retries: int = 2, max_new_tokens: int = 384, give_up_after: int = 3):
         self.generator, self.retries, self.max_new_tokens = generator, retries, max_new_tokens
         self.name = generator.name
+        # chunks in a row whose self-instruct replies held nothing parseable; at give_up_after (0 = never) the
+        # model cannot write the format, and only the answer-first task is asked from then on
+        self.give_up_after, self.misses = give_up_after, 0
+
+    @property
+    def answers_first(self) -> bool:
+        """Whether the self-instruct prompt is no longer asked: SmolLM2-135M spent (1 + retries) x 384 tokens,
+        about a minute on 2 cores, on every chunk before the answer-first questions it can write."""
+        return bool(self.give_up_after) and self.misses >= self.give_up_after
 
     def propose(self, chunk, helper, kinds: list[str]) -> list[Candidate] | None:
-        chat = teacher_prompt(chunk, helper.chunk_background(chunk), kinds)
-        for _ in range(1 + self.retries):
-            reply = "".join(self.generator.generate(chat, max_new_tokens=self.max_new_tokens))
-            if found := parse_reply(reply, kinds, prompt_text(chunk.text)):
-                return found
+        if not self.answers_first:
+            chat = teacher_prompt(chunk, helper.chunk_background(chunk), kinds)
+            for _ in range(1 + self.retries):
+                reply = "".join(self.generator.generate(chat, max_new_tokens=self.max_new_tokens))
+                if found := parse_reply(reply, kinds, prompt_text(chunk.text)):
+                    self.misses = 0
+                    return found
+            self.misses += 1
+            if self.answers_first:
+                log.info("%s wrote no parseable question for %d chunks in a row: asking it one question per "
+                         "sentence from now on", self.name, self.misses)
         return self.answer_first(chunk, kinds) or None
 
     def answer_first(self, chunk, kinds: list[str], sentences: int = 2) -> list[Candidate]:
         from finetune._teacher import usable_sentences
 
+        chosen = usable_sentences(chunk.text)[:sentences]
         out = []
-        for sentence in usable_sentences(chunk.text)[:sentences]:
-            reply = "".join(self.generator.generate(answer_first_prompt(chunk, sentence), max_new_tokens=48))
+        for sentence, reply in zip(chosen, self._replies([answer_first_prompt(chunk, s) for s in chosen], 48)):
             question = parse_question(reply, sentence)
             kind = _kind_of(question, sentence, kinds) if question else ""
             # a model's yes/no question may be asked the negative way: its answer is unknown, skip it
             if kind and kind != "judgmental":
                 out.append(Candidate(kind, question, "", sentence))
         return out
+
+    def _replies(self, chats: list[list[dict]], max_new_tokens: int) -> list[str]:
+        """Greedy replies to ``chats``, in one batch where the generator batches (in-process models)."""
+        if len(chats) > 1 and isinstance(self.generator, BatchGenerator):
+            return self.generator.generate_batch(chats, max_new_tokens=max_new_tokens)
+        return ["".join(self.generator.generate(chat, max_new_tokens=max_new_tokens)) for chat in chats]

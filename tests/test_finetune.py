@@ -204,6 +204,53 @@ def test_a_small_model_teacher_falls_back_to_answer_first_questions(retriever, t
         assert normalize(r["quote"]) in normalize(by_id[r["oracle_id"]].text)
 
 
+class BatchQuestionWriter(QuestionWriter):
+    """``QuestionWriter`` that also answers in batches, as in-process models do."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches = []
+
+    def generate_batch(self, chats, max_new_tokens=None, samples=0, temperature=0.7, done=None):
+        self.batches.append(len(chats))
+        return ["".join(self.generate(chat, max_new_tokens)) for chat in chats]
+
+
+def test_a_model_teacher_that_cannot_write_the_format_stops_being_asked_it(retriever, tmp_path):
+    gen = BatchQuestionWriter()
+    teacher = ModelTeacher(gen, retries=1, give_up_after=3)
+    stats = generate_data("ft", tmp_path / "s", cfg(n=8, abstain_share=0.0), retriever=retriever, teacher=teacher,
+                          progress=False)
+    statements = [p for p in gen.prompts if p[1]["content"].startswith("Statement (from")]
+    assert len(statements) == 3 * 2 and teacher.answers_first  # 3 chunks of 1 + 1 retry, then never again
+    assert stats["funnel"]["chunks"] > 3 and stats["funnel"]["unparseable"] == 0
+    # each chunk's answer-first questions came in one batch (two sentences where the chunk has two)
+    assert gen.batches and max(gen.batches) == 2 and sum(gen.batches) == len(gen.prompts) - len(statements)
+    # a model that writes the format for every other chunk is always asked it: misses count only in a row
+    now_and_then = NowAndThen()
+    teacher = ModelTeacher(now_and_then, retries=0, give_up_after=2)
+    stats = generate_data("ft", tmp_path / "e", cfg(n=4, abstain_share=0.0), retriever=retriever, teacher=teacher,
+                          progress=False)
+    assert now_and_then.statements == stats["funnel"]["chunks"] > 2 and not teacher.answers_first
+
+
+class NowAndThen(QuestionWriter):
+    """Writes a parseable JSON question for every other chunk's self-instruct prompt, none for the rest."""
+
+    statements = 0
+
+    def generate(self, messages, max_new_tokens=None):
+        content = messages[1]["content"]
+        if not content.startswith("Statement (from"):
+            yield from super().generate(messages, max_new_tokens)
+            return
+        self.prompts.append(messages)
+        self.statements += 1
+        first = content.split("\n", 1)[1].split(". ")[0].rstrip(".") + "."
+        yield json.dumps({"kind": "factual", "question": f"Explain: {' '.join(first.split()[:7])}?", "answer": "x",
+                          "quote": first}) if self.statements % 2 == 0 else "No JSON this time."
+
+
 class EchoModel(QueueGenerator):
     """A model teacher whose reply means something: one JSON question quoting the statement's first
     sentence, after one unparseable reply per chunk."""
