@@ -207,3 +207,17 @@ def test_compare_pairs_two_runs_on_the_same_questions(setup, tmp_path, word_embe
     assert missing.exit_code == 1 and "no results.jsonl" in missing.output
     other = runner.invoke(app, ["compare", str(tmp_path / "good"), str(tmp_path / "bad"), "--arm-old", "auto · retrieval on"])
     assert other.exit_code == 1 and "no arm 'auto · retrieval on'" in other.output
+
+
+def test_the_yes_no_bench_set_is_balanced_scoped_and_scored_by_verdict(evalcorpus):
+    from pathlib import Path
+
+    from ragqa.qa_formats import load_qa
+
+    items = load_qa(Path(__file__).resolve().parents[1] / "bench" / "yes_no_questions.jsonl")[0]
+    verdicts = [it.answers[0] for it in items]
+    # half "No": a model that always says "Yes" scores 0.5 here, not full marks as on QASPER's dev items
+    assert verdicts.count("Yes") == verdicts.count("No") == 15
+    assert all(it.kind == "yes_no" and it.scoped for it in items)
+    papers = {p.stem for p in (evalcorpus / "qasper_leval" / "pdfs_rendered").glob("*.pdf")}
+    assert {it.doc for it in items} <= papers  # each question is asked of a paper the dev corpus holds
