@@ -11,7 +11,7 @@ import logging
 import re
 
 from finetune._teacher import Candidate
-from ragqa.generators import BatchGenerator
+from ragqa.generators import greedy_replies
 from retrieval.context import prompt_text
 
 log = logging.getLogger("ragqa")
@@ -172,16 +172,11 @@ class ModelTeacher:
 
         chosen = usable_sentences(chunk.text)[:sentences]
         out = []
-        for sentence, reply in zip(chosen, self._replies([answer_first_prompt(chunk, s) for s in chosen], 48)):
+        replies = greedy_replies(self.generator, [answer_first_prompt(chunk, s) for s in chosen], 48)  # one batch
+        for sentence, reply in zip(chosen, replies):
             question = parse_question(reply, sentence)
             kind = _kind_of(question, sentence, kinds) if question else ""
             # a model's yes/no question may be asked the negative way: its answer is unknown, skip it
             if kind and kind != "judgmental":
                 out.append(Candidate(kind, question, "", sentence))
         return out
-
-    def _replies(self, chats: list[list[dict]], max_new_tokens: int) -> list[str]:
-        """Greedy replies to ``chats``, in one batch where the generator batches (in-process models)."""
-        if len(chats) > 1 and isinstance(self.generator, BatchGenerator):
-            return self.generator.generate_batch(chats, max_new_tokens=max_new_tokens)
-        return ["".join(self.generator.generate(chat, max_new_tokens=max_new_tokens)) for chat in chats]

@@ -75,7 +75,7 @@ def necessity_scores(records, generator, retriever, answer_config, batch_size: i
     """Token F1 of the model's retrieval-on answer to each record's reference, and the answers."""
     from tqdm import tqdm
 
-    from ragqa.generators import BatchGenerator
+    from ragqa.generators import greedy_replies
     from retrieval.context import build_messages
 
     helper = Helper(retriever, answer_config, generator)
@@ -85,11 +85,7 @@ def necessity_scores(records, generator, retriever, answer_config, batch_size: i
         chats.append(build_messages(r.question, context(r.question, passages, helper), [], 0, True))
     answers = []
     for start in tqdm(range(0, len(chats), batch_size), disable=not progress, desc="necessity", unit="batch"):
-        part = chats[start:start + batch_size]
-        if isinstance(generator, BatchGenerator):
-            answers += generator.generate_batch(part, max_new_tokens=max_new_tokens)
-        else:
-            answers += ["".join(generator.generate(m, max_new_tokens=max_new_tokens)) for m in part]
+        answers += greedy_replies(generator, chats[start:start + batch_size], max_new_tokens)
     return [token_f1(a, r.answer) for a, r in zip(answers, records)], answers
 
 

@@ -19,9 +19,9 @@ from ragqa.generators._gguf import converted_gguf, packaged_smollm2_gguf, resolv
 from ragqa.generators._openai import OpenAIGenerator
 from ragqa.generators._transformers import TransformersGenerator, _LoopStop, load_causal_lm, plain_prompt
 
-__all__ = ["Generator", "BatchGenerator", "load_generator", "load_causal_lm", "TransformersGenerator",
-           "ScoringGenerator", "OpenAIGenerator", "plain_prompt", "resolve_model", "converted_gguf", "packaged_smollm2_gguf",
-           "_LoopStop"]
+__all__ = ["Generator", "BatchGenerator", "greedy_replies", "load_generator", "load_causal_lm", "TransformersGenerator",
+           "ScoringGenerator", "OpenAIGenerator", "plain_prompt", "resolve_model", "converted_gguf",
+           "packaged_smollm2_gguf", "_LoopStop"]
 log = logging.getLogger("ragqa")
 Messages = list[dict]  # [{"role": "system"|"user"|"assistant", "content": str}, ...]
 
@@ -68,6 +68,13 @@ def _cached(config_items: tuple) -> Generator:
     generator = TransformersGenerator(config)
     log.info("loaded %s (%s) in %.1f s", generator.name, generator.precision, time.perf_counter() - started)
     return generator
+
+
+def greedy_replies(generator: Generator, chats: list[Messages], max_new_tokens: int | None = None) -> list[str]:
+    """One reply per chat, in order: in one batch where the generator batches (in-process models), else one by one."""
+    if isinstance(generator, BatchGenerator):
+        return generator.generate_batch(chats, max_new_tokens=max_new_tokens)
+    return ["".join(generator.generate(chat, max_new_tokens=max_new_tokens)) for chat in chats]
 
 
 def load_generator(config: GeneratorConfig | None = None) -> Generator:
