@@ -57,7 +57,10 @@ def split_sentences(text: str) -> list[str]:
 
 
 
-NUMBER = re.compile(r"\d+(?:[.,]\d+)*")  # a figure as papers write it: 14,100 · 0.95 · 2019
+# A figure as papers write it: 14,100 · 0.95 · 2019. Digits right after a Latin letter belong to a name, not a
+# quantity: a citation or figure tag (BIBREF1, FIGREF11), a footnote mark glued to its word, F1, BERT-L2. Counted
+# as figures, such names let the reply state a number no passage gives ("The number of annotators was 1.").
+NUMBER = re.compile(r"(?<![A-Za-z\d])(?<!\d[.,])\d+(?:[.,]\d+)*")
 
 
 def figures(text: str) -> set[str]:

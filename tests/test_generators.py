@@ -396,7 +396,7 @@ def test_num_beams_must_be_at_least_one():
 
 # --- numbers a reply may state (answer.numbers_from_sources) ---
 
-CHARS = list("0123456789.,") + [" tweets", " ", "\n", " has", "<eos>", ":", "[", "]"]
+CHARS = list("0123456789.,") + [" tweets", " ", "\n", " has", "<eos>", ":", "[", "]", "F"]
 
 
 def numbers_from(texts, prompt=(16,)):
@@ -458,6 +458,18 @@ def test_a_source_markers_number_is_free_and_states_no_figure():
     assert {"]", ","} <= allowed_after(p, " has [7") and {"]"} <= allowed_after(p, " has [7, 8")
     assert allowed_after(p, " has 4") == {"2"}  # outside a marker "4" begins a figure: only 42 goes on
     assert stated_figures("It has 42 rows [3] [1, 12].\x1b[2J") == {"42"}
+
+
+def test_a_names_digits_are_neither_held_nor_stated_figures():
+    """Digits glued to a letter name something (BIBREF1, FIGREF11, F1): the sources' tags hold no figure for the
+    reply to state ("The number of annotators was 1."), and a reply naming F1 states none."""
+    from ragqa.text import figures, stated_figures
+
+    p = numbers_from(["Only 42 here, as BIBREF1 and FIGREF11 say."])
+    assert allowed_after(p, " has ") & set("0123456789") == {"4"}  # not "1", not "11"
+    assert set("0123456789") <= allowed_after(p, " hasF")  # "F1", "F7": a name, free
+    assert figures("BIBREF1, FIGREF11, an F1 of 0.92 on 14,100 tweets; 有14100条") == {"0.92", "14,100", "14100"}
+    assert stated_figures("BIBREF12 reports an F1 of 92.3 [2]") == {"92.3"}
 
 
 def test_each_chat_of_a_batch_has_its_own_numbers():
