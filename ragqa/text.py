@@ -65,8 +65,10 @@ NUMBER = re.compile(r"(?<![A-Za-z\d])(?<!\d[.,])\d+(?:[.,]\d+)*")
 
 def figures(text: str) -> set[str]:
     """The numbers ``text`` writes, each as written and without thousands separators ("14,100" may be said
-    "14100")."""
-    return {form for n in NUMBER.findall(text) for form in (n, n.replace(",", ""))}
+    "14100"); not its list numbering ("We ensure quality by: 1) …", "\n2. Method"), no more a figure in a source
+    than in a reply."""
+    numbers = (m.group() for m in NUMBER.finditer(text) if not list_number(text, m.start(), m.end()))
+    return {form for n in numbers for form in (n, n.replace(",", ""))}
 
 
 def list_number(text: str, start: int, end: int, writing: bool = False) -> bool:

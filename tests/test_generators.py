@@ -472,6 +472,16 @@ def test_a_names_digits_are_neither_held_nor_stated_figures():
     assert stated_figures("BIBREF12 reports an F1 of 92.3 [2]") == {"92.3"}
 
 
+def test_a_sources_list_numbering_holds_no_figure():
+    """"We ensure quality by: 1) …" numbers a list, as a reply's "1." does: it let the model say "The number of
+    annotators was 1." of a paper saying five."""
+    from ragqa.text import figures
+
+    assert figures("We ensure quality by: 1) experts only; 2) test questions, 300 of them.\n3. Results") == {"300"}
+    p = numbers_from(["By: 1) experts; 2) checks. Only 42 here."])
+    assert allowed_after(p, " has ") & set("0123456789") == {"4"}
+
+
 def test_each_chat_of_a_batch_has_its_own_numbers():
     import torch
 
