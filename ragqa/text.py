@@ -65,9 +65,10 @@ NUMBER = re.compile(r"(?<![A-Za-z\d])(?<!\d[.,])\d+(?:[.,]\d+)*")
 
 def figures(text: str) -> set[str]:
     """The numbers ``text`` writes, each as written and without thousands separators ("14,100" may be said
-    "14100"); not its list numbering ("We ensure quality by: 1) …", "\n2. Method"), no more a figure in a source
-    than in a reply."""
-    numbers = (m.group() for m in NUMBER.finditer(text) if not list_number(text, m.start(), m.end()))
+    "14100"); not its list numbering ("We ensure quality by: 1) …", "\n2. Method") nor the numbers of its
+    tables, sections and findings ("Finding 1.4"), no more figures in a source than in a reply."""
+    numbers = (m.group() for m in NUMBER.finditer(text)
+               if not (list_number(text, m.start(), m.end()) or label_number(text, m.start())))
     return {form for n in numbers for form in (n, n.replace(",", ""))}
 
 
@@ -79,6 +80,17 @@ def list_number(text: str, start: int, end: int, writing: bool = False) -> bool:
         return False
     before, after = text[:start].rstrip(" \t"), text[end:end + 1]
     return (not before or before.endswith(("\n", ":", ".", ";"))) and (after in (".", ")") or writing and not after)
+
+
+_LABEL = re.compile(r"\b(?:tables?|tab\.|figures?|figs?\.|sections?|sec\.|eqs?\.|equations?|appendix|algorithm|"
+                    r"chapter|theorem|lemma|proposition|corollary|definition|finding|step|level|example|pp?\.)\s*$|§\s*$",
+                    re.IGNORECASE)
+
+
+def label_number(text: str, start: int) -> bool:
+    """Whether the number at ``start`` names a part of a document (Table 2, Section 3.1, Finding 1.4, p. 7)
+    rather than states a figure: a source holding "Finding 1.4" does not say anything is 1.4."""
+    return bool(_LABEL.search(text[max(0, start - 24):start]))
 
 
 _MARKER_OPEN = re.compile(r"\[(?:\d{1,3},\s*)*$")  # "[", "[1, ": a source marker being written
@@ -96,10 +108,10 @@ _ESCAPE_OPEN = re.compile(r"\x1b[\[\]][\d;]*$")  # a terminal control sequence's
 
 
 def free_number(text: str, start: int, end: int, writing: bool = False) -> bool:
-    """A number that states no figure: a list's numbering, a source marker's, or a terminal escape's ("\x1b[2J"
-    echoed from a hostile document)."""
+    """A number that states no figure: a list's numbering, a source marker's, a table's or section's ("Table 2"), or
+    a terminal escape's ("\x1b[2J" echoed from a hostile document)."""
     return (list_number(text, start, end, writing) or marker_number(text, start, end, writing)
-            or bool(_ESCAPE_OPEN.search(text[:start])))
+            or label_number(text, start) or bool(_ESCAPE_OPEN.search(text[:start])))
 
 
 def stated_figures(reply: str) -> set[str]:

@@ -396,7 +396,7 @@ def test_num_beams_must_be_at_least_one():
 
 # --- numbers a reply may state (answer.numbers_from_sources) ---
 
-CHARS = list("0123456789.,") + [" tweets", " ", "\n", " has", "<eos>", ":", "[", "]", "F"]
+CHARS = list("0123456789.,") + [" tweets", " ", "\n", " has", "<eos>", ":", "[", "]", "F", " Table"]
 
 
 def numbers_from(texts, prompt=(16,)):
@@ -480,6 +480,19 @@ def test_a_sources_list_numbering_holds_no_figure():
     assert figures("We ensure quality by: 1) experts only; 2) test questions, 300 of them.\n3. Results") == {"300"}
     p = numbers_from(["By: 1) experts; 2) checks. Only 42 here."])
     assert allowed_after(p, " has ") & set("0123456789") == {"4"}
+
+
+def test_the_numbers_of_tables_sections_and_findings_are_names_not_figures():
+    """"Finding 1.4" let a reply answer a question about ChatGPT's dialogues with "1.4."; a reply's "Table 7" states
+    no figure either (it may be wrong, but it is no number the answer claims)."""
+    from ragqa.text import figures, stated_figures
+
+    assert figures("Finding 1.4: it scores 87% (Table 2, Section 3.1, p. 7; see Fig. 5 and Eq. 9).") == {"87"}
+    assert stated_figures("As Table 2 and Section 4 show, it scores 87.") == {"87"}
+    p = numbers_from(["Finding 1.4 says 42."])
+    assert allowed_after(p, " has ") & set("0123456789") == {"4"}  # not "1" of 1.4
+    assert set("0123456789") <= allowed_after(p, " has Table ")  # free: it names a table
+    assert " " in allowed_after(p, " has Table 7")
 
 
 def test_each_chat_of_a_batch_has_its_own_numbers():
