@@ -83,13 +83,15 @@ def list_number(text: str, start: int, end: int, writing: bool = False) -> bool:
 
 
 _LABEL = re.compile(r"\b(?:tables?|tab\.|figures?|figs?\.|sections?|sec\.|eqs?\.|equations?|appendix|algorithm|"
-                    r"chapter|theorem|lemma|proposition|corollary|definition|finding|step|level|example|pp?\.)\s*$|§\s*$",
+                    r"chapter|theorem|lemma|proposition|corollary|definition|finding|step|pp?\.)\s*$|§\s*$",
                     re.IGNORECASE)
 
 
 def label_number(text: str, start: int) -> bool:
     """Whether the number at ``start`` names a part of a document (Table 2, Section 3.1, Finding 1.4, p. 7)
-    rather than states a figure: a source holding "Finding 1.4" does not say anything is 1.4."""
+    rather than states a figure: a source holding "Finding 1.4" does not say anything is 1.4. Words that also
+    precede quantities ("for example 5 models", "at level 3") are left out: a wrongly freed figure is worse than a
+    label held."""
     return bool(_LABEL.search(text[max(0, start - 24):start]))
 
 

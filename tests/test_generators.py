@@ -489,6 +489,7 @@ def test_the_numbers_of_tables_sections_and_findings_are_names_not_figures():
 
     assert figures("Finding 1.4: it scores 87% (Table 2, Section 3.1, p. 7; see Fig. 5 and Eq. 9).") == {"87"}
     assert stated_figures("As Table 2 and Section 4 show, it scores 87.") == {"87"}
+    assert stated_figures("It uses, for example 5 models at level 3.") == {"5", "3"}  # quantities, not labels
     p = numbers_from(["Finding 1.4 says 42."])
     assert allowed_after(p, " has ") & set("0123456789") == {"4"}  # not "1" of 1.4
     assert set("0123456789") <= allowed_after(p, " has Table ")  # free: it names a table
