@@ -154,18 +154,24 @@ class ModelTeacher:
         return bool(self.give_up_after) and self.misses >= self.give_up_after
 
     def propose(self, chunk, helper, kinds: list[str]) -> list[Candidate] | None:
-        if not self.answers_first:
-            chat = teacher_prompt(chunk, helper.chunk_background(chunk), kinds)
-            for _ in range(1 + self.retries):
-                reply = "".join(self.generator.generate(chat, max_new_tokens=self.max_new_tokens))
-                if found := parse_reply(reply, kinds, prompt_text(chunk.text)):
-                    self.misses = 0
-                    return found
-            self.misses += 1
-            if self.answers_first:
-                log.info("%s wrote no parseable question for %d chunks in a row: asking it one question per "
-                         "sentence from now on", self.name, self.misses)
+        if not self.answers_first and (found := self.self_instruct(chunk, helper, kinds)):
+            return found
         return self.answer_first(chunk, kinds) or None
+
+    def self_instruct(self, chunk, helper, kinds: list[str]) -> list[Candidate]:
+        """The self-instruct prompt, asked up to 1 + ``retries`` times; a chunk with no parseable reply counts
+        towards ``give_up_after``."""
+        chat = teacher_prompt(chunk, helper.chunk_background(chunk), kinds)
+        for _ in range(1 + self.retries):
+            reply = "".join(self.generator.generate(chat, max_new_tokens=self.max_new_tokens))
+            if found := parse_reply(reply, kinds, prompt_text(chunk.text)):
+                self.misses = 0
+                return found
+        self.misses += 1
+        if self.answers_first:
+            log.info("%s wrote no parseable question for %d chunks in a row: asking it one question per "
+                     "sentence from now on", self.name, self.misses)
+        return []
 
     def answer_first(self, chunk, kinds: list[str], sentences: int = 2) -> list[Candidate]:
         from finetune._teacher import usable_sentences

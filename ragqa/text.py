@@ -67,8 +67,7 @@ def figures(text: str) -> set[str]:
     """The numbers ``text`` writes, each as written and without thousands separators ("14,100" may be said
     "14100"); not its list numbering ("We ensure quality by: 1) …", "\n2. Method") nor the numbers of its
     tables, sections and findings ("Finding 1.4"), no more figures in a source than in a reply."""
-    numbers = (m.group() for m in NUMBER.finditer(text)
-               if not (list_number(text, m.start(), m.end()) or label_number(text, m.start())))
+    numbers = (m.group() for m in NUMBER.finditer(text) if not names_number(text, m.start(), m.end()))
     return {form for n in numbers for form in (n, n.replace(",", ""))}
 
 
@@ -87,12 +86,18 @@ _LABEL = re.compile(r"\b(?:tables?|tab\.|figures?|figs?\.|sections?|sec\.|eqs?\.
                     re.IGNORECASE)
 
 
-def label_number(text: str, start: int) -> bool:
+def _label_number(text: str, start: int) -> bool:
     """Whether the number at ``start`` names a part of a document (Table 2, Section 3.1, Finding 1.4, p. 7)
     rather than states a figure: a source holding "Finding 1.4" does not say anything is 1.4. Words that also
     precede quantities ("for example 5 models", "at level 3") are left out: a wrongly freed figure is worse than a
     label held."""
     return bool(_LABEL.search(text[max(0, start - 24):start]))
+
+
+def names_number(text: str, start: int, end: int, writing: bool = False) -> bool:
+    """Whether ``text[start:end]`` numbers something rather than counts it, in a source as in a reply: a list's
+    item (``list_number``) or a table, section or finding ("Table 2")."""
+    return list_number(text, start, end, writing) or _label_number(text, start)
 
 
 _MARKER_OPEN = re.compile(r"\[(?:\d{1,3},\s*)*$")  # "[", "[1, ": a source marker being written
@@ -112,8 +117,8 @@ _ESCAPE_OPEN = re.compile(r"\x1b[\[\]][\d;]*$")  # a terminal control sequence's
 def free_number(text: str, start: int, end: int, writing: bool = False) -> bool:
     """A number that states no figure: a list's numbering, a source marker's, a table's or section's ("Table 2"), or
     a terminal escape's ("\x1b[2J" echoed from a hostile document)."""
-    return (list_number(text, start, end, writing) or marker_number(text, start, end, writing)
-            or label_number(text, start) or bool(_ESCAPE_OPEN.search(text[:start])))
+    return (names_number(text, start, end, writing) or marker_number(text, start, end, writing)
+            or bool(_ESCAPE_OPEN.search(text[:start])))
 
 
 def stated_figures(reply: str) -> set[str]:

@@ -17,7 +17,7 @@ from typing import Iterator
 from ragqa.config import GeneratorConfig, cpu_has_bf16, default_threads, resolve_adapter
 from ragqa.errors import ConfigError, GeneratorError
 from ragqa.generators._gguf import resolve_model
-from ragqa.text import NUMBER, figures, free_number, label_number, list_number, marker_number
+from ragqa.text import NUMBER, figures, free_number, list_number, marker_number, names_number
 
 Messages = list[dict]
 
@@ -492,8 +492,7 @@ class _NumbersFrom:
         """The number the reply is in the middle of, as (key, trailing separator, whether it may be numbering a
         list), unless it is a list's number already ("2." after a colon) or a source marker's ("[2")."""
         m = _TRAILING_NUMBER.search(tail)
-        if not m or list_number(tail, m.start(1), m.end(1)) or marker_number(tail, m.start(1), m.end(1), True) \
-                or label_number(tail, m.start(1)):
+        if not m or names_number(tail, m.start(1), m.end(1)) or marker_number(tail, m.start(1), m.end(1), True):
             return None
         return m.group(1), m.group(2), list_number(tail, m.start(1), m.end(1), writing=True)
 
